@@ -1,0 +1,62 @@
+# ws_reconnect.h - build, test and demo.
+#   make          the tools and examples
+#   make test     every test; the last line says "N passed, N failed"
+#   make demo     a server and a client on 127.0.0.1 showing the main job
+CC      ?= cc
+CXX     ?= c++
+CLANG   ?= clang
+WARN     = -Wall -Wextra -Wpedantic -Werror
+CFLAGS  ?= -O2 -g
+STD_C    = -std=c99 $(WARN)
+STD_CXX  = -std=c++11 $(WARN)
+LDLIBS   =
+B        = build
+
+HEADER   = ws_reconnect.h
+TEST_SRC = $(wildcard tests/test_*.c)
+TESTS    = $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
+EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
+COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split
+
+.PHONY: all test demo clean tools examples
+all: tools examples
+tools: $(TOOLS)
+examples: $(EXAMPLES)
+
+$(B)/%: tests/%.c $(HEADER) tests/wsr_test.h | $(B)
+	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(B)/examples/%: examples/%.c $(HEADER) | $(B)
+	@mkdir -p $(B)/examples
+	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(B)/tools/%: tools/%.c $(HEADER) | $(B)
+	@mkdir -p $(B)/tools
+	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+# The header must build as C99 with gcc and clang, as C++11, with WSR_STATIC in
+# two translation units, and as a declarations-only unit linked with the
+# implementation unit (this catches include-guard mistakes).
+$(B)/compile_c: tests/compile_c.c $(HEADER) | $(B)
+	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+$(B)/compile_clang: tests/compile_c.c $(HEADER) | $(B)
+	$(CLANG) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+$(B)/compile_cpp: tests/compile_cpp.cpp $(HEADER) | $(B)
+	$(CXX) $(STD_CXX) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+$(B)/compile_static: tests/compile_static_a.c tests/compile_static_b.c $(HEADER) | $(B)
+	$(CC) $(STD_C) $(CFLAGS) -I. tests/compile_static_a.c tests/compile_static_b.c -o $@ $(LDLIBS)
+$(B)/compile_split: tests/compile_split_decl.c tests/compile_split_impl.c $(HEADER) | $(B)
+	$(CC) $(STD_C) $(CFLAGS) -I. tests/compile_split_decl.c tests/compile_split_impl.c -o $@ $(LDLIBS)
+
+$(B):
+	@mkdir -p $(B)
+
+test: $(COMPILE_TESTS) $(TESTS) $(EXAMPLES) $(TOOLS)
+	@tests/run.sh $(COMPILE_TESTS) $(TESTS)
+
+demo: $(B)/tools/wsr-echo $(B)/examples/demo_client
+	@tools/demo.sh $(B)
+
+clean:
+	rm -rf $(B)

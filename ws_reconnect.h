@@ -1,0 +1,3193 @@
+/* ws_reconnect.h - v0.1.0 - RFC 6455 WebSocket client and server that stays connected - MIT OR Unlicense - see end of file
+
+   A WebSocket library in one C99 file: a strict RFC 6455 codec, a client that
+   tells you exactly why its connection ended, and a server, driven by poll().
+
+   QUICK START
+
+       #define WSR_IMPLEMENTATION       // in exactly one .c file
+       #include "ws_reconnect.h"
+
+       static void on_message(wsr_client *c, wsr_msg_type type,
+                              const void *data, size_t len, void *user)
+       { printf("got %.*s\n", (int)len, (const char *)data); }
+
+       int main(void) {
+           wsr_client_config cfg; wsr_error err; wsr_client *c;
+           wsr_client_config_init(&cfg);
+           cfg.url = "ws://127.0.0.1:9001/chat";
+           cfg.on_message = on_message;
+           if (!(c = wsr_client_new(&cfg, &err))) { puts(err.message); return 1; }
+           wsr_send_text(c, "hello", 5);          // queued until the upgrade is done
+           while (wsr_client_state(c) != WSR_STATE_CLOSED) wsr_client_poll(c, 100);
+           wsr_client_free(c);
+       }
+
+   DOES
+   - RFC 6455 framing: 7/16/64-bit lengths, masking, fragmentation with control
+     frames in between, incremental fail-fast UTF-8 checks, the close handshake;
+     every violation refused with the close code the RFC asks for (1002/1007/1009).
+   - The HTTP/1.1 upgrade for both roles, with Sec-WebSocket-Accept checked.
+   - A client driven by poll() or by your own event loop, and a server that
+     accepts many connections in one poll loop, with broadcast.
+   - A sans-I/O layer (codec and handshake) you can drive with your own I/O.
+   - Bounded everything: message size, handshake size, queue size.
+
+   DOES NOT (yet)
+   - Reconnect with backoff, keepalive pings, the delivery callback, threads.
+   - TLS (wss:// fails at once with WSR_ERR_TLS_UNAVAILABLE).
+   - Windows (the Winsock transport is not written yet; the build stops with #error).
+   - permessage-deflate or any other extension (a server that sends one unasked is refused).
+
+   CONFIGURATION MACROS
+       WSR_IMPLEMENTATION   IMPL-ONLY  emit the implementation in this translation unit
+       WSR_STATIC           GLOBAL     make every function static (private copy per TU)
+       WSR_DLL              GLOBAL     Windows: __declspec(dllexport/dllimport)
+       WSR_API              GLOBAL     override the linkage of every public function
+       WSR_ASSERT(x)        IMPL-ONLY  default assert(x)
+       WSR_MALLOC(n)        IMPL-ONLY  define all three or none; default malloc/realloc/free
+       WSR_REALLOC(p,n)     IMPL-ONLY
+       WSR_FREE(p)          IMPL-ONLY
+   No macro changes the layout of a public struct.
+
+   THREADING
+   A wsr_client or wsr_server belongs to the thread that polls it. Callbacks run
+   inside wsr_client_poll / wsr_server_poll on that thread. Different objects may
+   be used from different threads at once: the library has no global state.
+
+   OWNERSHIP TERMS (used in every prototype comment)
+   borrowed  the pointer is used only during the call (or, in a callback, only
+             until the callback returns); the library keeps no reference.
+   copied    the library copies the data before the call returns.
+   owned     the caller owns the returned object and frees it with the matching _free.
+
+   ERRORS
+   Functions return wsr_err (WSR_OK is 0). Details come in a wsr_error record:
+   the code, the raw OS error (errno), the HTTP status of a failed upgrade, the
+   close code (1006 when the link just dropped), whether reconnecting could help
+   (transient) and a short message. There is no global "last error".
+
+   PLATFORM AND LINKING
+   POSIX (Linux, BSD, macOS): nothing to link. The header needs only the C
+   library and the BSD socket API. DNS resolution (getaddrinfo) is the one call
+   that may block longer than the timeout you give to poll.
+
+   LATEST CHANGES (full list in README.md)
+   0.1.0  first release: codec, handshake, POSIX client and server.
+*/
+#ifndef WSR_INCLUDE_WS_RECONNECT_H
+#define WSR_INCLUDE_WS_RECONNECT_H
+
+/* glibc hides POSIX (getaddrinfo, poll, clock_gettime) under -std=c99 unless a
+   feature macro is set before the first system header. stdint.h below is
+   such a header, so the implementation unit asks for POSIX 2008 here. If your
+   file includes system headers before this one, define _POSIX_C_SOURCE
+   200809L (or _GNU_SOURCE) yourself, or include this header first. */
+#if defined(WSR_IMPLEMENTATION) && defined(__linux__) && !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE)
+#  define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------
+   Version and linkage
+   ------------------------------------------------------------------------ */
+/* >>version */
+#define WSR_VERSION_MAJOR 0
+#define WSR_VERSION_MINOR 1
+#define WSR_VERSION_PATCH 0
+#define WSR_VERSION_STRING "0.1.0"
+
+#ifndef WSR_API
+#  if defined(WSR_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#    define WSR_API static __attribute__((unused))   /* a TU may use only some functions */
+#  elif defined(WSR_STATIC)
+#    define WSR_API static
+#  elif defined(WSR_DLL) && defined(_WIN32) && defined(WSR_IMPLEMENTATION)
+#    define WSR_API __declspec(dllexport)
+#  elif defined(WSR_DLL) && defined(_WIN32)
+#    define WSR_API __declspec(dllimport)
+#  else
+#    define WSR_API extern
+#  endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+   Public API: limits, errors, configuration, client, server
+   ------------------------------------------------------------------------ */
+/* >>api */
+
+enum {
+    WSR_MAX_CONTROL_PAYLOAD = 125,     /* RFC 6455 §5.5: control frames carry at most 125 bytes */
+    WSR_MAX_FRAME_HEADER = 14,         /* 2 + 8 (64-bit length) + 4 (mask key) */
+    WSR_MAX_CLOSE_REASON = 123,        /* 125 minus the 2-byte close code */
+    WSR_DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024,
+    WSR_DEFAULT_MAX_HANDSHAKE = 16 * 1024,
+    WSR_MAX_HEADERS = 64,              /* header lines accepted in one upgrade request or response */
+    WSR_ERROR_MESSAGE_SIZE = 160
+};
+
+/* Every error code with its number and its text. Codes are grouped by layer:
+   1-99 use of the API and resources, 100-199 network, 200-299 WebSocket
+   protocol, 300-399 TLS, 400-499 connection policy. */
+#define WSR_ERRORS(X) \
+    X(WSR_OK,                   0, "no error") \
+    X(WSR_ERR_INVALID,          1, "invalid argument") \
+    X(WSR_ERR_NOMEM,            2, "out of memory") \
+    X(WSR_ERR_STATE,            3, "not possible in the current state") \
+    X(WSR_ERR_AGAIN,            4, "would block; try again later") \
+    X(WSR_ERR_QUEUE_FULL,       5, "outbound queue is full") \
+    X(WSR_ERR_DNS,            100, "host name lookup failed") \
+    X(WSR_ERR_REFUSED,        101, "connection refused") \
+    X(WSR_ERR_RESET,          102, "connection reset by peer") \
+    X(WSR_ERR_TIMEOUT,        103, "timed out") \
+    X(WSR_ERR_UNREACHABLE,    104, "network or host unreachable") \
+    X(WSR_ERR_EOF,            105, "connection closed by peer without a close frame") \
+    X(WSR_ERR_NETWORK,        106, "network is down") \
+    X(WSR_ERR_ADDRESS,        107, "address in use or not available") \
+    X(WSR_ERR_IO,             199, "socket error") \
+    X(WSR_ERR_HANDSHAKE,      200, "WebSocket upgrade failed") \
+    X(WSR_ERR_PROTOCOL,       201, "peer broke the WebSocket protocol") \
+    X(WSR_ERR_TOO_BIG,        202, "message larger than max_message_size") \
+    X(WSR_ERR_PEER_CLOSED,    203, "peer closed the connection") \
+    X(WSR_ERR_TLS,            300, "TLS error") \
+    X(WSR_ERR_TLS_UNAVAILABLE, 301, "wss:// needs TLS, which is not compiled in") \
+    X(WSR_ERR_CLOSED,         400, "closed by the application")
+
+#define WSR__ERR_ENUM(name, num, text) name = num,
+typedef enum wsr_err { WSR_ERRORS(WSR__ERR_ENUM) WSR__ERR_LAST } wsr_err;
+#undef WSR__ERR_ENUM
+
+/* Why something failed. Every field is filled; unused ones are 0 or "". */
+typedef struct wsr_error {
+    wsr_err code;            /* what went wrong, WSR_OK when nothing did */
+    int os_error;            /* raw errno (WSAGetLastError()/GetLastError() on Windows), or 0 */
+    int http_status;         /* HTTP status of a refused upgrade, or 0 */
+    int close_code;          /* WebSocket close code; 1006 when the link dropped without one */
+    int transient;           /* 1: trying again may work; 0: it will fail the same way */
+    char message[WSR_ERROR_MESSAGE_SIZE];        /* one line for a human, never NULL */
+    char close_reason[WSR_MAX_CLOSE_REASON + 1]; /* the peer's close reason (UTF-8), or "" */
+} wsr_error;
+
+/* Returns the fixed text of an error code ("unknown error" for other values). */
+WSR_API const char *wsr_strerror(wsr_err code);
+
+/* Message types; the values are the RFC 6455 opcodes. */
+typedef enum wsr_msg_type { WSR_MSG_TEXT = 1, WSR_MSG_BINARY = 2 } wsr_msg_type;
+
+/* Client states. A connection attempt walks CONNECTING -> HANDSHAKE -> OPEN ->
+   CLOSING and ends in CLOSED. IDLE is a client that has not started yet. */
+typedef enum wsr_state {
+    WSR_STATE_IDLE = 0,
+    WSR_STATE_CONNECTING,    /* DNS lookup and TCP connect */
+    WSR_STATE_HANDSHAKE,     /* HTTP upgrade request sent, waiting for 101 */
+    WSR_STATE_OPEN,          /* messages flow */
+    WSR_STATE_CLOSING,       /* close frame sent or received, waiting for the other side */
+    WSR_STATE_CLOSED         /* final: wsr_client_error() says why */
+} wsr_state;
+
+/* Returns the name of a state ("OPEN"), for logs. */
+WSR_API const char *wsr_state_name(wsr_state s);
+
+/* Run-time allocator. Leave both functions NULL to use WSR_MALLOC/WSR_FREE. */
+typedef struct wsr_allocator {
+    void *(*alloc_fn)(size_t size, void *user);
+    void (*free_fn)(void *ptr, void *user);
+    void *user;
+} wsr_allocator;
+
+enum { WSR_LOG_ERROR = 0, WSR_LOG_WARN = 1, WSR_LOG_INFO = 2, WSR_LOG_DEBUG = 3 };
+/* Log sink. msg is borrowed. The library never writes to stdout or stderr. */
+typedef void (*wsr_log_fn)(int level, const char *msg, void *user);
+
+/* Events a transport waits for, as used by wsr_client_events(). */
+enum { WSR_POLL_IN = 1, WSR_POLL_OUT = 2 };
+
+/* The socket value meaning "no socket". Sockets are stored as uintptr_t so the
+   public part needs no system header (a Winsock SOCKET is a UINT_PTR). */
+#define WSR_INVALID_SOCKET (~(uintptr_t)0)
+
+/* A byte-stream transport: the built-in TCP one, or your own (tests use a
+   scripted one). Every function returns WSR_OK, WSR_ERR_AGAIN (would block:
+   wait for the events from events_fn, then call again) or an error with the
+   details in *err. */
+typedef struct wsr_transport {
+    /* Starts connecting to host:port (host borrowed). May finish at once. */
+    wsr_err (*open_fn)(void *self, const char *host, int port, uint64_t now_ms, wsr_error *err);
+    /* Moves a connect forward: WSR_OK once the byte stream is established. */
+    wsr_err (*connect_fn)(void *self, uint64_t now_ms, wsr_error *err);
+    /* Reads up to cap bytes into buf; *got > 0 on WSR_OK. End of stream is WSR_ERR_EOF. */
+    wsr_err (*read_fn)(void *self, void *buf, size_t cap, size_t *got, wsr_error *err);
+    /* Writes up to len bytes (borrowed); *put says how many were taken. */
+    wsr_err (*write_fn)(void *self, const void *buf, size_t len, size_t *put, wsr_error *err);
+    /* Closes the stream. Safe to call twice; the transport may be opened again. */
+    void (*close_fn)(void *self);
+    /* The socket to poll, or WSR_INVALID_SOCKET. */
+    uintptr_t (*socket_fn)(void *self);
+    /* WSR_POLL_IN / WSR_POLL_OUT the transport itself needs (e.g. OUT while connecting). */
+    int (*events_fn)(void *self);
+    void *self;
+} wsr_transport;
+
+typedef struct wsr_client wsr_client;
+
+typedef void (*wsr_client_open_fn)(wsr_client *c, const char *subprotocol, void *user);
+typedef void (*wsr_client_message_fn)(wsr_client *c, wsr_msg_type type, const void *data,
+                                      size_t len, void *user);
+typedef void (*wsr_client_close_fn)(wsr_client *c, const wsr_error *why, void *user);
+typedef void (*wsr_client_state_fn)(wsr_client *c, wsr_state from, wsr_state to, void *user);
+typedef void (*wsr_client_pong_fn)(wsr_client *c, const void *data, size_t len, void *user);
+
+/* Client configuration. Fill with wsr_client_config_init(), then set what you
+   need. Strings are copied by wsr_client_new(). */
+typedef struct wsr_client_config {
+    const char *url;              /* "ws://host[:port]/path?query" (required) */
+    const char *origin;           /* Origin header, or NULL */
+    const char *subprotocols;     /* offer, comma-separated ("chat, v2.chat"), or NULL */
+    const char *headers;          /* extra header lines "Name: value\r\n...", or NULL */
+    size_t max_message_size;      /* inbound limit, default 16 MiB; bigger closes with 1009 */
+    size_t max_handshake_size;    /* limit on the response head, default 16 KiB */
+    size_t send_fragment_size;    /* split outbound messages into frames of this size; 0 = never */
+    size_t queue_max_bytes;       /* bytes waiting to be written, default 64 MiB */
+    int connect_timeout_ms;       /* DNS + TCP + upgrade, default 10000 */
+    int close_timeout_ms;         /* close handshake, default 5000 */
+    wsr_transport *transport;     /* NULL: built-in TCP. Borrowed for the client's lifetime */
+    wsr_allocator allocator;
+    wsr_log_fn log_fn;
+    /* Callbacks (any may be NULL); all run inside wsr_client_poll/step. */
+    wsr_client_open_fn on_open;         /* connection open; subprotocol borrowed ("" if none) */
+    wsr_client_message_fn on_message;   /* whole message; data borrowed */
+    wsr_client_close_fn on_close;       /* an attempt or connection ended; why borrowed */
+    wsr_client_state_fn on_state;       /* every state change */
+    wsr_client_pong_fn on_pong;         /* a pong arrived; payload borrowed */
+    void *user;                         /* passed to every callback */
+} wsr_client_config;
+
+/* Fills cfg with the defaults. */
+WSR_API void wsr_client_config_init(wsr_client_config *cfg);
+
+/* Creates a client and starts its first connection attempt on the first poll.
+   cfg and its strings are copied. Returns NULL on a bad URL or configuration
+   (WSR_ERR_INVALID, WSR_ERR_TLS_UNAVAILABLE) or no memory; *err says why (err may be NULL). */
+WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err);
+
+/* Waits up to timeout_ms for the socket or the next timer, then does all the
+   I/O that is ready and runs callbacks. Returns WSR_OK, or the error that ended
+   the connection during this call (it is also in wsr_client_error()). */
+WSR_API wsr_err wsr_client_poll(wsr_client *c, int timeout_ms);
+
+/* For your own event loop: wait on wsr_client_socket() for wsr_client_events()
+   for at most wsr_client_timeout_ms(), then call wsr_client_step(c, wsr_now_ms()).
+   step never blocks (except for DNS during CONNECTING). */
+WSR_API uintptr_t wsr_client_socket(const wsr_client *c);
+WSR_API int wsr_client_events(const wsr_client *c);
+WSR_API int wsr_client_timeout_ms(const wsr_client *c, uint64_t now_ms);   /* -1: no timer */
+WSR_API wsr_err wsr_client_step(wsr_client *c, uint64_t now_ms);
+
+/* Sends one message; data is copied. Before the connection is open the
+   message waits and goes out, in order, right after the upgrade.
+   WSR_ERR_STATE once the client is closing or closed, WSR_ERR_QUEUE_FULL when
+   queue_max_bytes would be exceeded, WSR_ERR_INVALID for bad arguments. */
+WSR_API wsr_err wsr_send(wsr_client *c, wsr_msg_type type, const void *data, size_t len);
+WSR_API wsr_err wsr_send_text(wsr_client *c, const char *text, size_t len);
+WSR_API wsr_err wsr_send_binary(wsr_client *c, const void *data, size_t len);
+/* Sends a ping (payload copied, at most 125 bytes). Only while OPEN. */
+WSR_API wsr_err wsr_send_ping(wsr_client *c, const void *data, size_t len);
+
+/* Starts the close handshake (RFC 6455 §7): code 1000-4999 that may be sent on
+   the wire, reason (borrowed, UTF-8, at most 123 bytes) may be NULL. Before
+   the connection is open this just stops. The client never reopens after it. */
+WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason);
+
+WSR_API wsr_state wsr_client_state(const wsr_client *c);
+/* Why the last connection ended (code WSR_OK while none has). Borrowed. */
+WSR_API const wsr_error *wsr_client_error(const wsr_client *c);
+/* Bytes accepted by wsr_send* and not yet written to the transport. */
+WSR_API size_t wsr_client_queued_bytes(const wsr_client *c);
+WSR_API void *wsr_client_user(const wsr_client *c);
+/* Frees the client and closes its socket at once (no close handshake). NULL is a no-op. */
+WSR_API void wsr_client_free(wsr_client *c);
+
+/* Milliseconds from a monotonic clock with an arbitrary origin. */
+WSR_API uint64_t wsr_now_ms(void);
+
+/* ---- server -------------------------------------------------------------- */
+
+typedef struct wsr_server wsr_server;
+typedef struct wsr_conn wsr_conn;
+
+typedef void (*wsr_conn_open_fn)(wsr_conn *conn, void *user);
+typedef void (*wsr_conn_message_fn)(wsr_conn *conn, wsr_msg_type type, const void *data,
+                                    size_t len, void *user);
+typedef void (*wsr_conn_close_fn)(wsr_conn *conn, const wsr_error *why, void *user);
+
+typedef struct wsr_server_config {
+    const char *host;             /* address to bind, default "127.0.0.1"; "0.0.0.0" or "::" for all */
+    int port;                     /* 0 picks a free port; see wsr_server_port() */
+    const char *subprotocols;     /* supported, in order of preference, comma-separated, or NULL */
+    size_t max_message_size;      /* default 16 MiB */
+    size_t max_handshake_size;    /* limit on a request head, default 16 KiB */
+    size_t send_fragment_size;    /* 0 = never fragment */
+    size_t conn_max_queued;       /* bytes queued per connection before sends fail, default 64 MiB */
+    int max_connections;          /* default 1024 */
+    int handshake_timeout_ms;     /* default 10000 */
+    int close_timeout_ms;         /* default 5000 */
+    wsr_allocator allocator;
+    wsr_log_fn log_fn;
+    wsr_conn_open_fn on_open;
+    wsr_conn_message_fn on_message;  /* data borrowed */
+    wsr_conn_close_fn on_close;      /* after this returns, the wsr_conn is gone */
+    void *user;
+} wsr_server_config;
+
+WSR_API void wsr_server_config_init(wsr_server_config *cfg);
+/* Binds and listens. Returns NULL with *err on failure (err may be NULL). */
+WSR_API wsr_server *wsr_server_new(const wsr_server_config *cfg, wsr_error *err);
+/* Waits up to timeout_ms, accepts, reads, writes, runs callbacks. */
+WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms);
+/* The port actually bound (useful with port 0). */
+WSR_API int wsr_server_port(const wsr_server *s);
+/* Number of connections (in handshake or open). */
+WSR_API size_t wsr_server_conn_count(const wsr_server *s);
+/* Sends to every open connection (data copied once per connection). Returns
+   WSR_OK, or the first error met while the others still got it. */
+WSR_API wsr_err wsr_server_broadcast(wsr_server *s, wsr_msg_type type, const void *data, size_t len);
+/* Closes the listening socket and every connection at once. NULL is a no-op. */
+WSR_API void wsr_server_free(wsr_server *s);
+
+/* Per-connection: data copied. WSR_ERR_STATE if not open. */
+WSR_API wsr_err wsr_conn_send(wsr_conn *conn, wsr_msg_type type, const void *data, size_t len);
+WSR_API wsr_err wsr_conn_send_ping(wsr_conn *conn, const void *data, size_t len);
+/* Starts the close handshake with this client. */
+WSR_API wsr_err wsr_conn_close(wsr_conn *conn, int code, const char *reason);
+WSR_API wsr_server *wsr_conn_server(const wsr_conn *conn);
+/* The request path with query ("/chat?room=1"), borrowed for the connection's life. */
+WSR_API const char *wsr_conn_path(const wsr_conn *conn);
+/* The subprotocol chosen for this connection, "" if none. */
+WSR_API const char *wsr_conn_subprotocol(const wsr_conn *conn);
+WSR_API void wsr_conn_set_user(wsr_conn *conn, void *user);
+WSR_API void *wsr_conn_user(const wsr_conn *conn);
+WSR_API size_t wsr_conn_queued_bytes(const wsr_conn *conn);
+
+/* ------------------------------------------------------------------------
+   Sans-I/O layer: the codec and the handshake without sockets or clocks
+   ------------------------------------------------------------------------ */
+/* >>sansio */
+
+/* Parsed URL. host and path point into the string given to wsr_url_parse
+   (borrowed from it). path is the request target with its query ("/" if none). */
+typedef struct wsr_url {
+    int secure;                   /* 1 for wss:// */
+    int port;                     /* explicit or 80 / 443 */
+    int port_given;               /* 1 if the URL named the port */
+    int ipv6;                     /* 1 if host was a [bracketed] IPv6 literal */
+    const char *host; size_t host_len;   /* without brackets */
+    const char *path; size_t path_len;
+} wsr_url;
+
+/* Parses ws:// and wss:// URLs. WSR_ERR_INVALID (with err->message) for
+   anything else: another scheme, no host, a bad port, a fragment, spaces. */
+WSR_API wsr_err wsr_url_parse(const char *url, wsr_url *out, wsr_error *err);
+
+/* Incremental UTF-8 validation. Start with *state = 0; feed the bytes in any
+   pieces. Returns 0 as soon as the bytes so far cannot be valid UTF-8, 1
+   otherwise. At the end of the text the input is complete only if *state == 0. */
+WSR_API int wsr_utf8_feed(uint32_t *state, const unsigned char *p, size_t n);
+
+/* SHA-1 (FIPS 180-4) and base64 (RFC 4648, with padding). base64 writes
+   4*ceil(n/3) characters and a NUL. */
+WSR_API void wsr_sha1(const void *data, size_t len, unsigned char digest[20]);
+WSR_API void wsr_base64_encode(const unsigned char *in, size_t n, char *out);
+
+/* Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2): base64(SHA-1(key + GUID)),
+   28 characters and a NUL. key is borrowed. */
+WSR_API void wsr_accept_key(const char *key, size_t key_len, char out[29]);
+
+/* RFC 6455 opcodes. */
+enum {
+    WSR_OP_CONTINUATION = 0x0, WSR_OP_TEXT = 0x1, WSR_OP_BINARY = 0x2,
+    WSR_OP_CLOSE = 0x8, WSR_OP_PING = 0x9, WSR_OP_PONG = 0xA
+};
+
+/* Writes a frame header into out (up to 14 bytes) and returns its length.
+   mask_key NULL means unmasked (server to client). */
+WSR_API size_t wsr_frame_header(unsigned char *out, int fin, int opcode, uint64_t payload_len,
+                                const unsigned char *mask_key);
+/* XORs data with the 4-byte key, starting at byte `offset` of the key stream
+   (so a payload can be masked in pieces). Masking twice restores the data. */
+WSR_API void wsr_mask(unsigned char *data, size_t len, const unsigned char key[4], size_t offset);
+
+/* May this close code be sent in a close frame (RFC 6455 §7.4)? 1000-1003,
+   1007-1011, 1012-1014 and 3000-4999 may; 1004-1006, 1015, the rest may not. */
+WSR_API int wsr_close_code_valid(int code);
+
+typedef enum wsr_role { WSR_ROLE_CLIENT = 0, WSR_ROLE_SERVER = 1 } wsr_role;
+
+typedef enum wsr_event_type {
+    WSR_EVENT_NONE = 0,      /* need more bytes */
+    WSR_EVENT_MESSAGE,       /* a whole text or binary message */
+    WSR_EVENT_PING,          /* the pong is already queued */
+    WSR_EVENT_PONG,
+    WSR_EVENT_CLOSE          /* the peer's close frame; our answer is already queued */
+} wsr_event_type;
+
+typedef struct wsr_event {
+    wsr_event_type type;
+    wsr_msg_type msg_type;       /* for WSR_EVENT_MESSAGE */
+    const unsigned char *data;   /* payload (close: the reason), borrowed until the next call */
+    size_t len;
+    int close_code;              /* WSR_EVENT_CLOSE: the code, 1005 if the frame had none */
+} wsr_event;
+
+/* The protocol engine for one connection: frames in, events out; frames out
+   to a byte buffer you drain. It never touches a socket or a clock. */
+typedef struct wsr_proto wsr_proto;
+
+/* rand_fn fills buf with n unpredictable bytes (mask keys; clients only).
+   Returns NULL when out of memory. alloc may be NULL. */
+WSR_API wsr_proto *wsr_proto_new(wsr_role role, size_t max_message_size,
+                                 void (*rand_fn)(void *buf, size_t n, void *user), void *rand_user,
+                                 const wsr_allocator *alloc);
+WSR_API void wsr_proto_free(wsr_proto *p);
+
+/* Parses bytes from the peer. Consumes up to len bytes, sets *used, and stops
+   after the first event (ev->type NONE means all input was consumed and more
+   is needed). buf is modified (payloads are unmasked in place) and event data
+   may point into it. On a protocol violation it returns WSR_ERR_PROTOCOL or
+   WSR_ERR_TOO_BIG, fills *err (with the close code), and queues a close frame
+   with that code; the connection is then finished. */
+WSR_API wsr_err wsr_proto_parse(wsr_proto *p, unsigned char *buf, size_t len, size_t *used,
+                                wsr_event *ev, wsr_error *err);
+
+/* Queues one message as a frame (or as frames of at most fragment_size bytes
+   when fragment_size > 0). Copied. WSR_ERR_STATE after a close was sent. */
+WSR_API wsr_err wsr_proto_send(wsr_proto *p, int opcode, const void *data, size_t len,
+                               size_t fragment_size);
+/* Queues a close frame (code 0 = no code). WSR_ERR_INVALID for a code that may
+   not be sent or a reason over 123 bytes or not UTF-8. */
+WSR_API wsr_err wsr_proto_close(wsr_proto *p, int code, const char *reason, size_t reason_len);
+
+/* Bytes waiting to be written: *data borrowed until the next call. Then
+   report how many were written with wsr_proto_written(). */
+WSR_API size_t wsr_proto_pending(const wsr_proto *p, const unsigned char **data);
+WSR_API void wsr_proto_written(wsr_proto *p, size_t n);
+
+/* 1 once we sent a close frame / once we received the peer's one. */
+WSR_API int wsr_proto_close_sent(const wsr_proto *p);
+WSR_API int wsr_proto_close_received(const wsr_proto *p);
+
+/* Upgrade request (client side). key is the 24-character Sec-WebSocket-Key;
+   origin, protocols and headers may be NULL. Writes at most cap bytes and
+   sets *len; WSR_ERR_TOO_BIG if cap is too small, WSR_ERR_INVALID for header
+   lines that are not "Name: value". */
+WSR_API wsr_err wsr_handshake_request(char *out, size_t cap, size_t *len, const wsr_url *url,
+                                      const char *key, const char *origin,
+                                      const char *protocols, const char *headers);
+
+typedef struct wsr_handshake_result {
+    int status;                   /* HTTP status code */
+    size_t head_len;              /* bytes of the head, including the blank line */
+    char subprotocol[64];         /* chosen by the server, "" if none */
+    int retry_after_s;            /* Retry-After in seconds when given as a number, else -1 */
+    long long retry_after_date;   /* Retry-After given as an HTTP-date, as Unix time, else -1 */
+} wsr_handshake_result;
+
+/* Checks the server's answer (RFC 6455 §4.1). head/len: the bytes received so
+   far. WSR_ERR_AGAIN while the head is incomplete; WSR_ERR_HANDSHAKE (status
+   and reason in *err) when it is not a valid 101 for this key and offer,
+   or longer than max_head. Bytes after head_len are WebSocket frames. */
+WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_t max_head,
+                                             const char *key, const char *offered_protocols,
+                                             wsr_handshake_result *res, wsr_error *err);
+
+typedef struct wsr_request {
+    const char *path; size_t path_len;      /* borrowed from the head */
+    const char *key; size_t key_len;
+    const char *protocols; size_t protocols_len;  /* Sec-WebSocket-Protocol, may be empty */
+    const char *origin; size_t origin_len;
+    const char *host; size_t host_len;
+    int version;                  /* Sec-WebSocket-Version, -1 if missing */
+    size_t head_len;
+    int status;                   /* 101 if valid, else the status to answer: 400, 426 */
+} wsr_request;
+
+/* Parses a client's upgrade request (RFC 6455 §4.2.1). WSR_ERR_AGAIN while
+   incomplete; WSR_ERR_HANDSHAKE with req->status (400, 426, 431) and
+   err->message when the request must be refused. */
+WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t max_head,
+                                            wsr_request *req, wsr_error *err);
+/* Picks the first of `supported` (comma-separated, preference order) that the
+   client offered. Copies it into out (NUL-terminated) and returns 1, or 0. */
+WSR_API int wsr_subprotocol_choose(const char *supported, const char *offered, size_t offered_len,
+                                   char *out, size_t cap);
+/* Writes the 101 answer for a key (subprotocol may be NULL or ""). */
+WSR_API wsr_err wsr_handshake_response(char *out, size_t cap, size_t *len, const char *key,
+                                       size_t key_len, const char *subprotocol);
+/* Writes a refusal (400, 426 with Sec-WebSocket-Version: 13, or another status). */
+WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WSR_INCLUDE_WS_RECONNECT_H */
+
+/* ========================================================================
+   IMPLEMENTATION
+   ======================================================================== */
+#ifdef WSR_IMPLEMENTATION
+#ifndef WSR__IMPLEMENTATION_ONCE
+#define WSR__IMPLEMENTATION_ONCE
+
+/* ------------------------------------------------------------------------
+   Configuration: standard headers, overridable macros, the platform choice
+   ------------------------------------------------------------------------ */
+/* >>config */
+
+#include <string.h>
+#include <stdio.h>
+
+#if !defined(WSR_MALLOC) && !defined(WSR_REALLOC) && !defined(WSR_FREE)
+#  include <stdlib.h>
+#  define WSR_MALLOC(n) malloc(n)
+#  define WSR_REALLOC(p, n) realloc(p, n)
+#  define WSR_FREE(p) free(p)
+#elif !defined(WSR_MALLOC) || !defined(WSR_REALLOC) || !defined(WSR_FREE)
+#  error "define all of WSR_MALLOC, WSR_REALLOC and WSR_FREE, or none"
+#endif
+
+#ifndef WSR_ASSERT
+#  include <assert.h>
+#  define WSR_ASSERT(x) assert(x)
+#endif
+
+/* The one place that decides the platform. Everything platform-specific below
+   is inside #if WSR__POSIX / #if WSR__WIN32 in the >>platform section. */
+#if defined(_WIN32)
+#  define WSR__WIN32 1
+#  define WSR__POSIX 0
+#  error "ws_reconnect.h: the Winsock transport is not written yet; only POSIX systems build today"
+#elif defined(__unix__) || defined(__unix) || defined(__APPLE__)
+#  define WSR__WIN32 0
+#  define WSR__POSIX 1
+#else
+#  error "ws_reconnect.h: unknown platform (neither _WIN32 nor POSIX)"
+#endif
+
+/* Internal functions: static in WSR_STATIC builds; "unused" keeps GCC and
+   Clang quiet about the ones a translation unit happens not to call. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define WSR__PRIVATE static __attribute__((unused))
+#else
+#  define WSR__PRIVATE static
+#endif
+
+#define WSR__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define WSR__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ------------------------------------------------------------------------
+   Utilities: errors, memory, SHA-1, base64, UTF-8, URL, byte buffers
+   ------------------------------------------------------------------------ */
+/* >>util */
+
+WSR_API const char *wsr_strerror(wsr_err code) {
+    switch (code) {
+#define WSR__ERR_CASE(name, num, text) case name: return text;
+        WSR_ERRORS(WSR__ERR_CASE)
+#undef WSR__ERR_CASE
+    default: return "unknown error";
+    }
+}
+
+WSR_API const char *wsr_state_name(wsr_state s) {
+    static const char *const names[] = { "IDLE", "CONNECTING", "HANDSHAKE", "OPEN", "CLOSING", "CLOSED" };
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+/* Fills an error record. The message is the code's text unless fmt is given;
+   printf-style formatting keeps every caller to one line. */
+WSR__PRIVATE void wsr__error_set(wsr_error *err, wsr_err code, int os_error, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+#include <stdarg.h>
+WSR__PRIVATE void wsr__error_set(wsr_error *err, wsr_err code, int os_error, const char *fmt, ...) {
+    if (!err) return;
+    memset(err, 0, sizeof *err);
+    err->code = code;
+    err->os_error = os_error;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(err->message, sizeof err->message, "%s", wsr_strerror(code));
+    }
+}
+
+/* Memory goes through the run-time allocator when one is set, else through
+   WSR_MALLOC/WSR_REALLOC/WSR_FREE. The allocator has no realloc, so growing
+   is alloc + copy + free there; buffers grow geometrically, so that is rare. */
+WSR__PRIVATE void *wsr__alloc(const wsr_allocator *a, size_t n) {
+    if (a && a->alloc_fn) return a->alloc_fn(n, a->user);
+    return WSR_MALLOC(n);
+}
+WSR__PRIVATE void wsr__free(const wsr_allocator *a, void *p) {
+    if (!p) return;
+    if (a && a->free_fn) a->free_fn(p, a->user);
+    else WSR_FREE(p);
+}
+WSR__PRIVATE void *wsr__realloc(const wsr_allocator *a, void *p, size_t old_size, size_t n) {
+    void *q;
+    if (!(a && a->alloc_fn)) return WSR_REALLOC(p, n);
+    q = a->alloc_fn(n, a->user);
+    if (q && p) memcpy(q, p, WSR__MIN(old_size, n));
+    if (q) wsr__free(a, p);
+    return q;
+}
+WSR__PRIVATE char *wsr__strdup(const wsr_allocator *a, const char *s) {
+    size_t n;
+    char *d;
+    if (!s) return NULL;
+    n = strlen(s) + 1;
+    d = (char *)wsr__alloc(a, n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* ---- SHA-1 (FIPS 180-4 §6.1) ---------------------------------------------
+   Only the handshake uses it: Sec-WebSocket-Accept is base64(SHA-1(key+GUID)).
+   SHA-1 is broken for signatures; here it only proves the server read our key. */
+
+typedef struct wsr__sha1 {
+    uint32_t h[5];
+    uint64_t total;           /* bytes hashed so far */
+    unsigned char block[64];
+    size_t used;              /* bytes waiting in block */
+} wsr__sha1;
+
+#define WSR__ROL32(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
+
+WSR__PRIVATE void wsr__sha1_block(uint32_t h[5], const unsigned char *p) {
+    uint32_t w[80], a, b, c, d, e, t;
+    int i;
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (i = 16; i < 80; i++) w[i] = WSR__ROL32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    a = h[0]; b = h[1]; c = h[2]; d = h[3]; e = h[4];
+    for (i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20)      { f = (b & c) | (~b & d);           k = 0x5A827999u; }
+        else if (i < 40) { f = b ^ c ^ d;                    k = 0x6ED9EBA1u; }
+        else if (i < 60) { f = (b & c) | (b & d) | (c & d);  k = 0x8F1BBCDCu; }
+        else             { f = b ^ c ^ d;                    k = 0xCA62C1D6u; }
+        t = WSR__ROL32(a, 5) + f + e + k + w[i];
+        e = d; d = c; c = WSR__ROL32(b, 30); b = a; a = t;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+}
+
+WSR__PRIVATE void wsr__sha1_init(wsr__sha1 *s) {
+    s->h[0] = 0x67452301u; s->h[1] = 0xEFCDAB89u; s->h[2] = 0x98BADCFEu;
+    s->h[3] = 0x10325476u; s->h[4] = 0xC3D2E1F0u;
+    s->total = 0;
+    s->used = 0;
+}
+
+WSR__PRIVATE void wsr__sha1_update(wsr__sha1 *s, const void *data, size_t len) {
+    const unsigned char *p = (const unsigned char *)data;
+    s->total += len;
+    while (len > 0) {
+        size_t n = WSR__MIN(len, 64 - s->used);
+        memcpy(s->block + s->used, p, n);
+        s->used += n; p += n; len -= n;
+        if (s->used == 64) { wsr__sha1_block(s->h, s->block); s->used = 0; }
+    }
+}
+
+WSR__PRIVATE void wsr__sha1_final(wsr__sha1 *s, unsigned char digest[20]) {
+    /* Padding: a 1 bit, zeros up to 56 mod 64, then the length in bits, big-endian. */
+    uint64_t bits = s->total * 8;
+    unsigned char pad = 0x80;
+    unsigned char len_be[8];
+    int i;
+    wsr__sha1_update(s, &pad, 1);
+    pad = 0;
+    while (s->used != 56) wsr__sha1_update(s, &pad, 1);
+    for (i = 0; i < 8; i++) len_be[i] = (unsigned char)(bits >> (56 - 8 * i));
+    wsr__sha1_update(s, len_be, 8);
+    for (i = 0; i < 20; i++) digest[i] = (unsigned char)(s->h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+WSR_API void wsr_sha1(const void *data, size_t len, unsigned char digest[20]) {
+    wsr__sha1 s;
+    wsr__sha1_init(&s);
+    wsr__sha1_update(&s, data, len);
+    wsr__sha1_final(&s, digest);
+}
+
+/* ---- base64 (RFC 4648 §4) ---------------------------------------------- */
+
+WSR_API void wsr_base64_encode(const unsigned char *in, size_t n, char *out) {
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i;
+    for (i = 0; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *out++ = abc[v >> 18]; *out++ = abc[(v >> 12) & 63];
+        *out++ = abc[(v >> 6) & 63]; *out++ = abc[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        *out++ = abc[v >> 18]; *out++ = abc[(v >> 12) & 63]; *out++ = '='; *out++ = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        *out++ = abc[v >> 18]; *out++ = abc[(v >> 12) & 63]; *out++ = abc[(v >> 6) & 63]; *out++ = '=';
+    }
+    *out = '\0';
+}
+
+/* Length of the decoded bytes of a base64 string, or -1 if it is not valid
+   padded base64. The server uses it to check that Sec-WebSocket-Key is 16
+   bytes (RFC 6455 §4.2.1 item 5). */
+WSR__PRIVATE long wsr__base64_decoded_len(const char *s, size_t n) {
+    size_t i, pad = 0;
+    if (n == 0 || n % 4 != 0) return -1;
+    for (i = 0; i < n; i++) {
+        char ch = s[i];
+        int ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                 ch == '+' || ch == '/';
+        if (ch == '=' && i >= n - 2) { pad++; continue; }
+        if (!ok || pad) return -1;   /* a data character after '=' */
+    }
+    return (long)(n / 4 * 3 - pad);
+}
+
+/* ---- UTF-8 (RFC 3629 §4) ----------------------------------------------
+   The state is how many continuation bytes are still due, plus the range
+   the next byte must fall in. The first continuation byte has a narrower
+   range after E0, ED, F0 and F4: that is what rules out overlong forms,
+   UTF-16 surrogates (U+D800..DFFF) and code points above U+10FFFF. So the
+   validator fails on the very byte that makes the text impossible, which
+   RFC 6455 §8.1 wants ("fail fast"). Layout: bits 0-7 bytes due, 8-15 the
+   lowest allowed next byte, 16-23 the highest. */
+
+#define WSR__UTF8_STATE(due, lo, hi) ((uint32_t)(due) | (uint32_t)(lo) << 8 | (uint32_t)(hi) << 16)
+
+WSR_API int wsr_utf8_feed(uint32_t *state, const unsigned char *p, size_t n) {
+    uint32_t st = *state;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = p[i];
+        if (st == 0) {
+            /* Fast path: skip ASCII eight bytes at a time. */
+            while (i + 8 <= n) {
+                uint64_t w;
+                memcpy(&w, p + i, 8);
+                if (w & 0x8080808080808080ull) break;
+                i += 8;
+            }
+            if (i >= n) break;
+            b = p[i];
+            if (b < 0x80) { i++; continue; }
+            if (b >= 0xC2 && b <= 0xDF) st = WSR__UTF8_STATE(1, 0x80, 0xBF);
+            else if (b == 0xE0) st = WSR__UTF8_STATE(2, 0xA0, 0xBF);          /* no overlong */
+            else if (b == 0xED) st = WSR__UTF8_STATE(2, 0x80, 0x9F);          /* no surrogates */
+            else if (b >= 0xE1 && b <= 0xEF) st = WSR__UTF8_STATE(2, 0x80, 0xBF);
+            else if (b == 0xF0) st = WSR__UTF8_STATE(3, 0x90, 0xBF);          /* no overlong */
+            else if (b >= 0xF1 && b <= 0xF3) st = WSR__UTF8_STATE(3, 0x80, 0xBF);
+            else if (b == 0xF4) st = WSR__UTF8_STATE(3, 0x80, 0x8F);          /* <= U+10FFFF */
+            else { *state = st; return 0; }  /* 80-C1 (stray or overlong lead), F5-FF */
+        } else {
+            uint32_t due = st & 0xFF, lo = (st >> 8) & 0xFF, hi = (st >> 16) & 0xFF;
+            if (b < lo || b > hi) { *state = st; return 0; }
+            st = due == 1 ? 0 : WSR__UTF8_STATE(due - 1, 0x80, 0xBF);
+        }
+        i++;
+    }
+    *state = st;
+    return 1;
+}
+
+/* ---- small string helpers ---------------------------------------------- */
+
+WSR__PRIVATE int wsr__lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
+
+/* Case-insensitive comparison of a counted string with a C string. */
+WSR__PRIVATE int wsr__ieq(const char *a, size_t alen, const char *b) {
+    size_t i;
+    for (i = 0; i < alen; i++)
+        if (!b[i] || wsr__lower((unsigned char)a[i]) != wsr__lower((unsigned char)b[i])) return 0;
+    return b[alen] == '\0';
+}
+
+/* Trims spaces and tabs (HTTP "OWS") from both ends of s[0..*n). */
+WSR__PRIVATE const char *wsr__trim(const char *s, size_t *n) {
+    while (*n && (s[0] == ' ' || s[0] == '\t')) { s++; (*n)--; }
+    while (*n && (s[*n - 1] == ' ' || s[*n - 1] == '\t')) (*n)--;
+    return s;
+}
+
+/* Walks a comma-separated list: returns 1 and the next trimmed item, or 0 at
+   the end. *pos is the cursor. Empty items (", ,") are skipped, as HTTP allows. */
+WSR__PRIVATE int wsr__list_next(const char *s, size_t n, size_t *pos, const char **item, size_t *item_len) {
+    while (*pos < n) {
+        size_t start = *pos, len;
+        const char *it;
+        while (*pos < n && s[*pos] != ',') (*pos)++;
+        len = *pos - start;
+        if (*pos < n) (*pos)++;     /* skip the comma */
+        it = wsr__trim(s + start, &len);
+        if (len) { *item = it; *item_len = len; return 1; }
+    }
+    return 0;
+}
+
+/* Does the comma-separated list s contain token (case-insensitively)? */
+WSR__PRIVATE int wsr__list_has(const char *s, size_t n, const char *token) {
+    size_t pos = 0, len;
+    const char *it;
+    while (wsr__list_next(s, n, &pos, &it, &len))
+        if (wsr__ieq(it, len, token)) return 1;
+    return 0;
+}
+
+/* ---- URL (RFC 6455 §3) ---------------------------------------------------
+   ws-URI = "ws:" "//" host [ ":" port ] path [ "?" query ]; the same for wss.
+   Fragments are forbidden. We keep pointers into the caller's string. */
+
+WSR_API wsr_err wsr_url_parse(const char *url, wsr_url *out, wsr_error *err) {
+    const char *p, *host, *host_end, *path;
+    long port = 0;
+    memset(out, 0, sizeof *out);
+    if (!url) { wsr__error_set(err, WSR_ERR_INVALID, 0, "URL is NULL"); return WSR_ERR_INVALID; }
+    if (strncmp(url, "ws://", 5) == 0 || strncmp(url, "WS://", 5) == 0) {
+        p = url + 5;
+    } else if (strncmp(url, "wss://", 6) == 0 || strncmp(url, "WSS://", 6) == 0) {
+        out->secure = 1;
+        p = url + 6;
+    } else {
+        wsr__error_set(err, WSR_ERR_INVALID, 0, "URL must start with ws:// or wss://: '%.60s'", url);
+        return WSR_ERR_INVALID;
+    }
+    out->port = out->secure ? 443 : 80;
+    if (*p == '[') {                      /* IPv6 literal, RFC 3986 §3.2.2 */
+        host = ++p;
+        while (*p && *p != ']') {
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') ||
+                  *p == ':' || *p == '.')) {
+                wsr__error_set(err, WSR_ERR_INVALID, 0, "bad character in IPv6 address in URL '%.60s'", url);
+                return WSR_ERR_INVALID;
+            }
+            p++;
+        }
+        if (*p != ']' || p == host) {
+            wsr__error_set(err, WSR_ERR_INVALID, 0, "unterminated or empty [IPv6] host in URL '%.60s'", url);
+            return WSR_ERR_INVALID;
+        }
+        host_end = p++;
+        out->ipv6 = 1;
+    } else {
+        host = p;
+        while (*p && *p != ':' && *p != '/' && *p != '?' && *p != '#') {
+            unsigned char ch = (unsigned char)*p;
+            if (ch <= ' ' || ch >= 0x7F || ch == '@' || ch == '[' || ch == ']' || ch == '\\') {
+                wsr__error_set(err, WSR_ERR_INVALID, 0, "bad character in host of URL '%.60s'", url);
+                return WSR_ERR_INVALID;
+            }
+            p++;
+        }
+        host_end = p;
+        if (host_end == host) {
+            wsr__error_set(err, WSR_ERR_INVALID, 0, "URL has no host: '%.60s'", url);
+            return WSR_ERR_INVALID;
+        }
+    }
+    if (*p == ':') {
+        int digits = 0;
+        p++;
+        while (*p >= '0' && *p <= '9' && digits < 6) { port = port * 10 + (*p - '0'); p++; digits++; }
+        if (digits == 0 || port < 1 || port > 65535 || (*p && *p != '/' && *p != '?' && *p != '#')) {
+            wsr__error_set(err, WSR_ERR_INVALID, 0, "bad port in URL '%.60s' (must be 1-65535)", url);
+            return WSR_ERR_INVALID;
+        }
+        out->port = (int)port;
+        out->port_given = 1;
+    } else if (*p && *p != '/' && *p != '?' && *p != '#') {
+        wsr__error_set(err, WSR_ERR_INVALID, 0, "bad URL '%.60s'", url);
+        return WSR_ERR_INVALID;
+    }
+    path = p;
+    for (; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '#') {
+            wsr__error_set(err, WSR_ERR_INVALID, 0, "a WebSocket URL may not have a #fragment (RFC 6455 §3)");
+            return WSR_ERR_INVALID;
+        }
+        if (ch <= ' ' || ch == 0x7F) {
+            wsr__error_set(err, WSR_ERR_INVALID, 0, "space or control character in URL path");
+            return WSR_ERR_INVALID;
+        }
+    }
+    out->host = host;
+    out->host_len = (size_t)(host_end - host);
+    if (out->host_len > 253) {
+        wsr__error_set(err, WSR_ERR_INVALID, 0, "host name longer than 253 characters");
+        return WSR_ERR_INVALID;
+    }
+    if (*path == '/') { out->path = path; out->path_len = (size_t)(p - path); }
+    else if (*path == '?') { out->path = path; out->path_len = (size_t)(p - path); }  /* "/"+query, see below */
+    else { out->path = "/"; out->path_len = 1; }
+    if (err) wsr__error_set(err, WSR_OK, 0, NULL);
+    return WSR_OK;
+}
+
+/* ---- byte buffer --------------------------------------------------------
+   A growable array with a read position: bytes are appended at len and
+   consumed from pos. When everything is consumed both reset to 0, so a
+   buffer that keeps up never moves data. */
+
+typedef struct wsr__buf {
+    unsigned char *data;
+    size_t pos, len, cap;
+} wsr__buf;
+
+WSR__PRIVATE size_t wsr__buf_avail(const wsr__buf *b) { return b->len - b->pos; }
+
+/* Makes room for n more bytes at the end. Moves the unread bytes to the front
+   first when that is enough, so the buffer does not grow without need. */
+WSR__PRIVATE wsr_err wsr__buf_reserve(wsr__buf *b, const wsr_allocator *a, size_t n) {
+    size_t need, cap;
+    unsigned char *d;
+    if (b->cap - b->len >= n) return WSR_OK;
+    if (b->pos > 0) {
+        memmove(b->data, b->data + b->pos, b->len - b->pos);
+        b->len -= b->pos;
+        b->pos = 0;
+        if (b->cap - b->len >= n) return WSR_OK;
+    }
+    if (n > (size_t)-1 - b->len) return WSR_ERR_NOMEM;
+    need = b->len + n;
+    cap = b->cap ? b->cap : 256;
+    while (cap < need) cap = cap > (size_t)-1 / 2 ? need : cap * 2;
+    d = (unsigned char *)wsr__realloc(a, b->data, b->len, cap);
+    if (!d) return WSR_ERR_NOMEM;
+    b->data = d;
+    b->cap = cap;
+    return WSR_OK;
+}
+
+WSR__PRIVATE wsr_err wsr__buf_append(wsr__buf *b, const wsr_allocator *a, const void *p, size_t n) {
+    wsr_err e = wsr__buf_reserve(b, a, n);
+    if (e) return e;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return WSR_OK;
+}
+
+WSR__PRIVATE void wsr__buf_consume(wsr__buf *b, size_t n) {
+    WSR_ASSERT(n <= b->len - b->pos);
+    b->pos += n;
+    if (b->pos == b->len) b->pos = b->len = 0;
+}
+
+WSR__PRIVATE void wsr__buf_free(wsr__buf *b, const wsr_allocator *a) {
+    wsr__free(a, b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* ------------------------------------------------------------------------
+   Protocol core (sans-I/O): frames, messages, close handshake, HTTP upgrade
+   ------------------------------------------------------------------------ */
+/* >>codec */
+
+/* RFC 6455 §5.2 base framing:
+      0                   1                   2                   3
+      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+     +-+-+-+-+-------+-+-------------+-------------------------------+
+     |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+     |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+     |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+     +-+-+-+-+-------+-+-------------+-------------------------------+
+     then the 4-byte masking key if MASK is set, then the payload.    */
+
+WSR_API size_t wsr_frame_header(unsigned char *out, int fin, int opcode, uint64_t payload_len,
+                                const unsigned char *mask_key) {
+    size_t n = 2;
+    out[0] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x0F));
+    if (payload_len < 126) {
+        out[1] = (unsigned char)payload_len;
+    } else if (payload_len <= 0xFFFF) {         /* the shortest form is a MUST (§5.2) */
+        out[1] = 126;
+        out[2] = (unsigned char)(payload_len >> 8);
+        out[3] = (unsigned char)payload_len;
+        n = 4;
+    } else {
+        int i;
+        out[1] = 127;
+        for (i = 0; i < 8; i++) out[2 + i] = (unsigned char)(payload_len >> (56 - 8 * i));
+        n = 10;
+    }
+    if (mask_key) {
+        out[1] |= 0x80;
+        memcpy(out + n, mask_key, 4);
+        n += 4;
+    }
+    return n;
+}
+
+/* Masking (§5.3) is a XOR with the key repeated. Doing it a byte at a time
+   costs a load, a XOR and a store per byte; instead we XOR 8 bytes at a time
+   with the key repeated twice in a 64-bit word, which compilers turn into
+   vector code. memcpy keeps the unaligned loads legal C. */
+WSR_API void wsr_mask(unsigned char *data, size_t len, const unsigned char key[4], size_t offset) {
+    unsigned char k[8];
+    uint64_t k8;
+    size_t i = 0;
+    for (i = 0; i < 8; i++) k[i] = key[(offset + i) & 3];
+    memcpy(&k8, k, 8);
+    i = 0;
+    for (; i + 64 <= len; i += 64) {           /* eight words per round */
+        uint64_t w[8];
+        int j;
+        memcpy(w, data + i, 64);
+        for (j = 0; j < 8; j++) w[j] ^= k8;
+        memcpy(data + i, w, 64);
+    }
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, data + i, 8);
+        w ^= k8;
+        memcpy(data + i, &w, 8);
+    }
+    for (; i < len; i++) data[i] ^= k[i & 7];
+}
+
+WSR_API int wsr_close_code_valid(int code) {
+    /* §7.4.1: 1004 reserved, 1005/1006/1015 are for reporting only, never sent.
+       1012-1014 were registered later with IANA (service restart, try again
+       later, bad gateway). 1016-2999 are reserved for future RFCs. 3000-3999
+       are for libraries and frameworks, 4000-4999 private use. */
+    if (code >= 1000 && code <= 1003) return 1;
+    if (code >= 1007 && code <= 1014) return 1;
+    return code >= 3000 && code <= 4999;
+}
+
+/* The per-connection protocol engine. The decoder is a small state machine
+   over the frame header so it accepts input split anywhere, even byte by byte. */
+struct wsr_proto {
+    wsr_role role;
+    size_t max_message;
+    wsr_allocator alloc;
+    void (*rand_fn)(void *buf, size_t n, void *user);
+    void *rand_user;
+    unsigned char rand_pool[256];  /* mask keys come from here: one OS call per 64 frames */
+    size_t rand_left;
+
+    /* current frame */
+    unsigned char hdr[WSR_MAX_FRAME_HEADER];
+    size_t hdr_have, hdr_need;
+    int in_payload;                /* header done, payload bytes still due */
+    int fin, opcode, masked;
+    unsigned char key[4];
+    uint64_t payload_len, payload_done;
+
+    /* message being reassembled from frames */
+    int msg_type;                  /* WSR_OP_TEXT/BINARY while a message is open, else 0 */
+    int msg_ready;                 /* msg holds a delivered message: clear on next parse */
+    wsr__buf msg;
+    uint32_t utf8;                 /* UTF-8 state across the frames of a text message */
+
+    unsigned char ctrl[WSR_MAX_CONTROL_PAYLOAD];   /* control frame payloads are small: copy them */
+    size_t ctrl_len;
+
+    wsr__buf out;                  /* encoded frames waiting to be written */
+    int close_sent, close_received;
+    wsr_err failed;                /* set once the peer broke the protocol */
+};
+
+WSR_API wsr_proto *wsr_proto_new(wsr_role role, size_t max_message_size,
+                                 void (*rand_fn)(void *buf, size_t n, void *user), void *rand_user,
+                                 const wsr_allocator *alloc) {
+    wsr_proto *p;
+    if (role == WSR_ROLE_CLIENT && !rand_fn) return NULL;   /* clients must mask with random keys */
+    p = (wsr_proto *)wsr__alloc(alloc, sizeof *p);
+    if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    p->role = role;
+    p->max_message = max_message_size ? max_message_size : (size_t)WSR_DEFAULT_MAX_MESSAGE;
+    if (alloc) p->alloc = *alloc;
+    p->rand_fn = rand_fn;
+    p->rand_user = rand_user;
+    p->hdr_need = 2;
+    return p;
+}
+
+WSR_API void wsr_proto_free(wsr_proto *p) {
+    wsr_allocator a;
+    if (!p) return;
+    a = p->alloc;
+    wsr__buf_free(&p->msg, &a);
+    wsr__buf_free(&p->out, &a);
+    wsr__free(&a, p);
+}
+
+WSR_API int wsr_proto_close_sent(const wsr_proto *p) { return p->close_sent; }
+WSR_API int wsr_proto_close_received(const wsr_proto *p) { return p->close_received; }
+
+WSR_API size_t wsr_proto_pending(const wsr_proto *p, const unsigned char **data) {
+    if (data) *data = p->out.data + p->out.pos;
+    return wsr__buf_avail(&p->out);
+}
+
+WSR_API void wsr_proto_written(wsr_proto *p, size_t n) { wsr__buf_consume(&p->out, n); }
+
+/* Appends one frame to the output. Client frames get a fresh mask key each
+   (§5.3: "MUST pick a fresh masking key from the set of allowed 32-bit
+   values", unpredictable, so a proxy cannot be fed crafted bytes). */
+WSR__PRIVATE wsr_err wsr__proto_frame(wsr_proto *p, int fin, int opcode, const void *data, size_t len) {
+    unsigned char hdr[WSR_MAX_FRAME_HEADER], key[4];
+    size_t hlen;
+    wsr_err e;
+    if (p->role == WSR_ROLE_CLIENT) {
+        if (p->rand_left < 4) {
+            p->rand_fn(p->rand_pool, sizeof p->rand_pool, p->rand_user);
+            p->rand_left = sizeof p->rand_pool;
+        }
+        memcpy(key, p->rand_pool + sizeof p->rand_pool - p->rand_left, 4);
+        p->rand_left -= 4;
+        hlen = wsr_frame_header(hdr, fin, opcode, len, key);
+    } else {
+        hlen = wsr_frame_header(hdr, fin, opcode, len, NULL);
+    }
+    if ((e = wsr__buf_reserve(&p->out, &p->alloc, hlen + len)) != WSR_OK) return e;
+    memcpy(p->out.data + p->out.len, hdr, hlen);
+    if (len) memcpy(p->out.data + p->out.len + hlen, data, len);
+    if (p->role == WSR_ROLE_CLIENT) wsr_mask(p->out.data + p->out.len + hlen, len, key, 0);
+    p->out.len += hlen + len;
+    return WSR_OK;
+}
+
+WSR_API wsr_err wsr_proto_send(wsr_proto *p, int opcode, const void *data, size_t len, size_t fragment_size) {
+    const unsigned char *d = (const unsigned char *)data;
+    int op = opcode;
+    wsr_err e;
+    if (!p || (len && !data)) return WSR_ERR_INVALID;
+    if (p->close_sent || p->failed) return WSR_ERR_STATE;   /* §5.5.1: nothing after our close */
+    if (opcode == WSR_OP_PING || opcode == WSR_OP_PONG) {
+        if (len > WSR_MAX_CONTROL_PAYLOAD) return WSR_ERR_INVALID;
+        return wsr__proto_frame(p, 1, opcode, data, len);
+    }
+    if (opcode != WSR_OP_TEXT && opcode != WSR_OP_BINARY) return WSR_ERR_INVALID;
+    if (fragment_size == 0 || len <= fragment_size) return wsr__proto_frame(p, 1, opcode, data, len);
+    /* §5.4: the first frame carries the opcode, the others are continuations. */
+    if ((e = wsr__buf_reserve(&p->out, &p->alloc, len + (len / fragment_size + 1) * WSR_MAX_FRAME_HEADER)))
+        return e;
+    while (len > 0) {
+        size_t n = WSR__MIN(len, fragment_size);
+        if ((e = wsr__proto_frame(p, n == len, op, d, n)) != WSR_OK) return e;
+        d += n; len -= n;
+        op = WSR_OP_CONTINUATION;
+    }
+    return WSR_OK;
+}
+
+WSR_API wsr_err wsr_proto_close(wsr_proto *p, int code, const char *reason, size_t reason_len) {
+    unsigned char payload[WSR_MAX_CONTROL_PAYLOAD];
+    uint32_t st = 0;
+    wsr_err e;
+    if (p->close_sent) return WSR_ERR_STATE;
+    if (code == 0) {
+        if (reason_len) return WSR_ERR_INVALID;            /* a reason needs a code (§5.5.1) */
+    } else if (!wsr_close_code_valid(code) || reason_len > WSR_MAX_CLOSE_REASON ||
+               (reason_len && !reason) ||
+               !wsr_utf8_feed(&st, (const unsigned char *)reason, reason_len) || st != 0) {
+        return WSR_ERR_INVALID;
+    }
+    if (code) {
+        payload[0] = (unsigned char)(code >> 8);
+        payload[1] = (unsigned char)code;
+        if (reason_len) memcpy(payload + 2, reason, reason_len);
+    }
+    e = wsr__proto_frame(p, 1, WSR_OP_CLOSE, payload, code ? 2 + reason_len : 0);
+    if (e == WSR_OK) p->close_sent = 1;
+    return e;
+}
+
+/* Refuses the connection: records why, queues a close frame with the close
+   code (§7.1.7 "Fail the WebSocket Connection") and poisons the parser. */
+WSR__PRIVATE wsr_err wsr__proto_fail(wsr_proto *p, wsr_err code, int close_code, wsr_error *err,
+                                     const char *why) {
+    wsr__error_set(err, code, 0, "%s", why);
+    if (err) { err->close_code = close_code; err->transient = 0; }
+    if (!p->close_sent) {
+        const char *reason = close_code == 1007 ? "invalid UTF-8" : close_code == 1009 ? "message too big"
+                                                                                       : "protocol error";
+        wsr_proto_close(p, close_code, reason, strlen(reason));
+    }
+    p->failed = code;
+    return code;
+}
+
+/* The header is complete: check every rule that a header alone can break. */
+WSR__PRIVATE wsr_err wsr__proto_header_done(wsr_proto *p, wsr_error *err) {
+    const unsigned char *h = p->hdr;
+    unsigned len7 = h[1] & 0x7F;
+    size_t at = 2;
+    if (len7 == 126) {
+        p->payload_len = (uint64_t)h[2] << 8 | h[3];
+        at = 4;
+        if (p->payload_len < 126)
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "frame length not in its shortest form (RFC 6455 §5.2)");
+    } else if (len7 == 127) {
+        int i;
+        p->payload_len = 0;
+        for (i = 0; i < 8; i++) p->payload_len = p->payload_len << 8 | h[2 + i];
+        at = 10;
+        if (p->payload_len >> 63)
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "64-bit frame length with its top bit set (RFC 6455 §5.2)");
+        if (p->payload_len <= 0xFFFF)
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "frame length not in its shortest form (RFC 6455 §5.2)");
+    } else {
+        p->payload_len = len7;
+    }
+    if (p->masked) memcpy(p->key, h + at, 4);
+    p->payload_done = 0;
+    p->ctrl_len = 0;
+    if (p->opcode < 8) {
+        /* Data frame. Check the size against the limit before any byte of the
+           payload is stored, so a forged length cannot make us allocate. */
+        uint64_t so_far = p->msg_type ? wsr__buf_avail(&p->msg) : 0;
+        if (p->payload_len > (uint64_t)p->max_message || so_far + p->payload_len > (uint64_t)p->max_message)
+            return wsr__proto_fail(p, WSR_ERR_TOO_BIG, 1009, err, "message larger than max_message_size");
+        if (p->opcode != WSR_OP_CONTINUATION) {
+            p->msg_type = p->opcode;
+            p->utf8 = 0;
+        }
+    }
+    p->in_payload = 1;
+    return WSR_OK;
+}
+
+/* The first two header bytes are in: check the bits and work out how long
+   the rest of the header is. */
+WSR__PRIVATE wsr_err wsr__proto_header_start(wsr_proto *p, wsr_error *err) {
+    unsigned b0 = p->hdr[0], b1 = p->hdr[1], len7 = b1 & 0x7F;
+    p->fin = (b0 & 0x80) != 0;
+    p->opcode = (int)(b0 & 0x0F);
+    p->masked = (b1 & 0x80) != 0;
+    if (b0 & 0x70)   /* §5.2: RSV1-3 must be 0 unless an extension says otherwise; we negotiate none */
+        return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "reserved bits set in frame header (no extension negotiated)");
+    switch (p->opcode) {
+    case WSR_OP_CONTINUATION:
+        if (!p->msg_type)
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "continuation frame with no message to continue (RFC 6455 §5.4)");
+        break;
+    case WSR_OP_TEXT: case WSR_OP_BINARY:
+        if (p->msg_type)
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "new data frame inside a fragmented message (RFC 6455 §5.4)");
+        break;
+    case WSR_OP_CLOSE: case WSR_OP_PING: case WSR_OP_PONG:
+        if (!p->fin)   /* §5.5: control frames MUST NOT be fragmented */
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "fragmented control frame (RFC 6455 §5.5)");
+        if (len7 > WSR_MAX_CONTROL_PAYLOAD)
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "control frame payload over 125 bytes (RFC 6455 §5.5)");
+        break;
+    default:
+        return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "unknown opcode (RFC 6455 §5.2)");
+    }
+    /* §5.1: a client masks every frame and a server masks none; the receiver
+       MUST close the connection when the rule is broken. */
+    if (p->role == WSR_ROLE_SERVER && !p->masked)
+        return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "unmasked frame from a client (RFC 6455 §5.1)");
+    if (p->role == WSR_ROLE_CLIENT && p->masked)
+        return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "masked frame from a server (RFC 6455 §5.1)");
+    p->hdr_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (p->masked ? 4 : 0);
+    return WSR_OK;
+}
+
+/* A whole control frame is in p->ctrl: act on it and describe it in *ev. */
+WSR__PRIVATE wsr_err wsr__proto_control(wsr_proto *p, wsr_event *ev, wsr_error *err) {
+    ev->data = p->ctrl;
+    ev->len = p->ctrl_len;
+    if (p->opcode == WSR_OP_PING) {
+        /* §5.5.2: answer with a pong carrying the same payload, unless we
+           already sent a close (then nothing more may be sent). */
+        ev->type = WSR_EVENT_PING;
+        if (!p->close_sent) return wsr__proto_frame(p, 1, WSR_OP_PONG, p->ctrl, p->ctrl_len);
+        return WSR_OK;
+    }
+    if (p->opcode == WSR_OP_PONG) {          /* §5.5.3: unsolicited pongs are allowed */
+        ev->type = WSR_EVENT_PONG;
+        return WSR_OK;
+    }
+    /* Close (§5.5.1): empty, or a 2-byte code plus a UTF-8 reason. */
+    ev->type = WSR_EVENT_CLOSE;
+    ev->close_code = 1005;                   /* §7.1.5: "no status code was present" */
+    if (p->ctrl_len == 1)
+        return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "close frame with a 1-byte payload (RFC 6455 §5.5.1)");
+    if (p->ctrl_len >= 2) {
+        uint32_t st = 0;
+        ev->close_code = p->ctrl[0] << 8 | p->ctrl[1];
+        if (!wsr_close_code_valid(ev->close_code))
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "close code that may not be sent (RFC 6455 §7.4)");
+        if (!wsr_utf8_feed(&st, p->ctrl + 2, p->ctrl_len - 2) || st != 0)
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1007, err, "close reason is not valid UTF-8");
+        ev->data = p->ctrl + 2;
+        ev->len = p->ctrl_len - 2;
+    }
+    p->close_received = 1;
+    /* §5.5.1: answer a close with a close, echoing the code, if we have not
+       sent one yet. An empty close is answered by an empty one. */
+    if (!p->close_sent) {
+        wsr_err e = wsr_proto_close(p, ev->close_code == 1005 ? 0 : ev->close_code, NULL, 0);
+        if (e != WSR_OK && e != WSR_ERR_STATE) return e;
+    }
+    return WSR_OK;
+}
+
+WSR_API wsr_err wsr_proto_parse(wsr_proto *p, unsigned char *buf, size_t len, size_t *used,
+                                wsr_event *ev, wsr_error *err) {
+    size_t i = 0;
+    wsr_err e;
+    memset(ev, 0, sizeof *ev);
+    *used = 0;
+    if (p->failed) { wsr__error_set(err, p->failed, 0, "connection already failed"); return p->failed; }
+    if (p->msg_ready) {                       /* the last message was delivered: forget it */
+        p->msg.pos = p->msg.len = 0;
+        p->msg_ready = 0;
+    }
+    if (p->close_received) {                  /* §5.5.1: nothing may follow a close frame */
+        *used = len;
+        return WSR_OK;
+    }
+    while (i < len) {
+        if (!p->in_payload) {
+            /* Collect the header, two bytes first, then the rest once we know its size. */
+            size_t n = WSR__MIN(len - i, p->hdr_need - p->hdr_have);
+            memcpy(p->hdr + p->hdr_have, buf + i, n);
+            p->hdr_have += n;
+            i += n;
+            if (p->hdr_have < p->hdr_need) break;
+            if (p->hdr_need == 2) {
+                if ((e = wsr__proto_header_start(p, err)) != WSR_OK) { *used = i; return e; }
+                if (p->hdr_have < p->hdr_need) continue;
+            }
+            if ((e = wsr__proto_header_done(p, err)) != WSR_OK) { *used = i; return e; }
+        }
+        {
+            uint64_t due = p->payload_len - p->payload_done;
+            size_t n = (size_t)WSR__MIN((uint64_t)(len - i), due);
+            unsigned char *chunk = buf + i;
+            int frame_done = (uint64_t)n == due;
+            if (p->masked) wsr_mask(chunk, n, p->key, (size_t)(p->payload_done & 3));
+            if (p->opcode >= 8) {
+                memcpy(p->ctrl + p->ctrl_len, chunk, n);
+                p->ctrl_len += n;
+            } else {
+                if (p->msg_type == WSR_OP_TEXT && !wsr_utf8_feed(&p->utf8, chunk, n)) {
+                    *used = i + n;
+                    return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1007, err, "text message is not valid UTF-8 (RFC 6455 §8.1)");
+                }
+                /* A message that is one whole frame in the buffer is delivered
+                   where it lies: no copy. Anything else is gathered in msg. */
+                if (!(frame_done && p->fin && p->payload_done == 0 && wsr__buf_avail(&p->msg) == 0)) {
+                    if (p->payload_done == 0 && wsr__buf_reserve(&p->msg, &p->alloc, (size_t)p->payload_len)) {
+                        *used = i;
+                        wsr__error_set(err, WSR_ERR_NOMEM, 0, "out of memory for a %llu-byte frame",
+                                       (unsigned long long)p->payload_len);
+                        return WSR_ERR_NOMEM;
+                    }
+                    wsr__buf_append(&p->msg, &p->alloc, chunk, n);
+                }
+            }
+            p->payload_done += n;
+            i += n;
+            if (!frame_done) break;
+            /* The frame is complete: get ready for the next header. */
+            p->in_payload = 0;
+            p->hdr_have = 0;
+            p->hdr_need = 2;
+            if (p->opcode >= 8) {
+                *used = i;
+                return wsr__proto_control(p, ev, err);
+            }
+            if (p->fin) {
+                if (p->msg_type == WSR_OP_TEXT && p->utf8 != 0) {
+                    *used = i;
+                    return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1007, err, "text message ends inside a UTF-8 sequence");
+                }
+                ev->type = WSR_EVENT_MESSAGE;
+                ev->msg_type = (wsr_msg_type)p->msg_type;
+                if (wsr__buf_avail(&p->msg)) {
+                    ev->data = p->msg.data + p->msg.pos;
+                    ev->len = wsr__buf_avail(&p->msg);
+                    p->msg_ready = 1;
+                } else {
+                    ev->data = chunk;
+                    ev->len = n;
+                }
+                p->msg_type = 0;
+                *used = i;
+                return WSR_OK;
+            }
+        }
+    }
+    *used = i;
+    return WSR_OK;
+}
+
+/* ---- HTTP/1.1 upgrade (RFC 6455 §4) -------------------------------------- */
+
+#define WSR__GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"   /* §1.3, fixed by the RFC */
+
+WSR_API void wsr_accept_key(const char *key, size_t key_len, char out[29]) {
+    wsr__sha1 s;
+    unsigned char digest[20];
+    wsr__sha1_init(&s);
+    wsr__sha1_update(&s, key, key_len);
+    wsr__sha1_update(&s, WSR__GUID, sizeof WSR__GUID - 1);
+    wsr__sha1_final(&s, digest);
+    wsr_base64_encode(digest, 20, out);
+}
+
+/* A bounded string writer: appends until full, then remembers it overflowed,
+   so builders check once at the end instead of after every piece. */
+typedef struct wsr__writer { char *out; size_t cap, len; int overflow; } wsr__writer;
+
+WSR__PRIVATE void wsr__put(wsr__writer *w, const char *s, size_t n) {
+    if (w->overflow || n > w->cap - w->len) { w->overflow = 1; return; }
+    memcpy(w->out + w->len, s, n);
+    w->len += n;
+}
+WSR__PRIVATE void wsr__puts(wsr__writer *w, const char *s) { wsr__put(w, s, strlen(s)); }
+WSR__PRIVATE wsr_err wsr__writer_end(wsr__writer *w, size_t *len) {
+    wsr__put(w, "", 1);               /* NUL, not counted in *len */
+    if (w->overflow) { *len = 0; return WSR_ERR_TOO_BIG; }
+    *len = w->len - 1;
+    return WSR_OK;
+}
+
+/* HTTP token characters (RFC 9110 §5.6.2), for header names. */
+WSR__PRIVATE int wsr__is_tchar(int ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* Copies the caller's extra headers, one "Name: value" per line (lines end
+   with \n or \r\n). Refuses anything that could smuggle a second header or
+   end the head early: a missing colon, a bad name, a CR or NUL inside. */
+WSR__PRIVATE wsr_err wsr__put_extra_headers(wsr__writer *w, const char *h) {
+    while (h && *h) {
+        const char *eol = h, *colon = NULL;
+        size_t name_len, n;
+        while (*eol && *eol != '\n') eol++;
+        n = (size_t)(eol - h);
+        if (n && h[n - 1] == '\r') n--;
+        if (n) {
+            size_t i;
+            for (i = 0; i < n; i++) {
+                if (h[i] == '\r') return WSR_ERR_INVALID;
+                if (!colon && h[i] == ':') colon = h + i;
+            }
+            if (!colon) return WSR_ERR_INVALID;
+            name_len = (size_t)(colon - h);
+            if (name_len == 0) return WSR_ERR_INVALID;
+            for (i = 0; i < name_len; i++)
+                if (!wsr__is_tchar((unsigned char)h[i])) return WSR_ERR_INVALID;
+            wsr__put(w, h, n);
+            wsr__put(w, "\r\n", 2);
+        }
+        h = *eol ? eol + 1 : eol;
+    }
+    return WSR_OK;
+}
+
+WSR_API wsr_err wsr_handshake_request(char *out, size_t cap, size_t *len, const wsr_url *url,
+                                      const char *key, const char *origin,
+                                      const char *protocols, const char *headers) {
+    wsr__writer w;
+    char port[16];
+    w.out = out; w.cap = cap; w.len = 0; w.overflow = 0;
+    *len = 0;
+    if ((origin && strpbrk(origin, "\r\n")) || (protocols && strpbrk(protocols, "\r\n")))
+        return WSR_ERR_INVALID;
+    /* §4.1 items 1-2: a GET for the resource name, HTTP/1.1. */
+    wsr__puts(&w, "GET ");
+    if (url->path[0] == '?') wsr__put(&w, "/", 1);   /* "ws://h?x" asks for "/?x" */
+    wsr__put(&w, url->path, url->path_len);
+    wsr__puts(&w, " HTTP/1.1\r\nHost: ");
+    /* §4.1 item 4: Host names the port only when it is not the default. */
+    if (url->ipv6) wsr__put(&w, "[", 1);
+    wsr__put(&w, url->host, url->host_len);
+    if (url->ipv6) wsr__put(&w, "]", 1);
+    if (url->port != (url->secure ? 443 : 80)) {
+        snprintf(port, sizeof port, ":%d", url->port);
+        wsr__puts(&w, port);
+    }
+    wsr__puts(&w, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
+    wsr__puts(&w, key);
+    wsr__puts(&w, "\r\nSec-WebSocket-Version: 13\r\n");
+    if (origin && *origin) { wsr__puts(&w, "Origin: "); wsr__puts(&w, origin); wsr__puts(&w, "\r\n"); }
+    if (protocols && *protocols) {
+        wsr__puts(&w, "Sec-WebSocket-Protocol: ");
+        wsr__puts(&w, protocols);
+        wsr__puts(&w, "\r\n");
+    }
+    if (wsr__put_extra_headers(&w, headers) != WSR_OK) return WSR_ERR_INVALID;
+    wsr__puts(&w, "\r\n");
+    return wsr__writer_end(&w, len);
+}
+
+/* Finds the blank line that ends an HTTP head. Returns the head's length
+   (including the blank line) or 0 if it is not all there yet. */
+WSR__PRIVATE size_t wsr__head_end(const char *s, size_t n) {
+    size_t i;
+    for (i = 3; i < n; i++)
+        if (s[i] == '\n' && s[i - 1] == '\r' && s[i - 2] == '\n' && s[i - 3] == '\r') return i + 1;
+    return 0;
+}
+
+/* Iterates over the header lines of a head (after the start line). Returns
+   1 with name and value (value trimmed), 0 at the blank line, -1 on a line
+   that is not "name: value" or uses obsolete line folding (RFC 9112 §5.2). */
+WSR__PRIVATE int wsr__header_next(const char *head, size_t head_len, size_t *pos,
+                                  const char **name, size_t *name_len, const char **value, size_t *value_len) {
+    const char *line = head + *pos, *end = line, *colon = NULL;
+    size_t i, n;
+    while ((size_t)(end - head) < head_len && *end != '\n') end++;
+    if ((size_t)(end - head) >= head_len || end == line || end[-1] != '\r') return -1;
+    n = (size_t)(end - line) - 1;       /* without \r */
+    *pos = (size_t)(end - head) + 1;
+    if (n == 0) return 0;
+    if (line[0] == ' ' || line[0] == '\t') return -1;
+    for (i = 0; i < n; i++) {
+        if (line[i] == ':') { colon = line + i; break; }
+        if (!wsr__is_tchar((unsigned char)line[i])) return -1;
+    }
+    if (!colon || colon == line) return -1;
+    *name = line;
+    *name_len = (size_t)(colon - line);
+    *value_len = n - *name_len - 1;
+    *value = wsr__trim(colon + 1, value_len);
+    for (i = 0; i < *value_len; i++)
+        if ((*value)[i] == '\0' || (*value)[i] == '\r') return -1;
+    return 1;
+}
+
+/* Parses an HTTP-date (IMF-fixdate, RFC 9110 §5.6.7) into seconds since the
+   epoch, or -1. Only the preferred format; the two obsolete ones give -1. */
+WSR__PRIVATE long long wsr__http_date(const char *s, size_t n) {
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int day, year, hh, mm, ss, mon = -1, i;
+    long long days;
+    char buf[40], m[4];
+    if (n >= sizeof buf) return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (sscanf(buf, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT", &day, m, &year, &hh, &mm, &ss) != 6) return -1;
+    for (i = 0; i < 12; i++)
+        if (strncmp(m, months + 3 * i, 3) == 0) mon = i;
+    if (mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1970) return -1;
+    /* Days since 1970-01-01 for a proleptic Gregorian date (March-based year). */
+    {
+        int y = year - (mon < 2), mp = (mon + 9) % 12;
+        long long era = y / 400, yoe = y - era * 400;
+        long long doy = (153 * mp + 2) / 5 + day - 1;
+        long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        days = era * 146097 + doe - 719468;
+    }
+    return days * 86400 + hh * 3600 + mm * 60 + ss;
+}
+
+WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_t max_head,
+                                             const char *key, const char *offered_protocols,
+                                             wsr_handshake_result *res, wsr_error *err) {
+    size_t head_len, pos, nl, vl;
+    const char *name, *value, *p;
+    int got_upgrade = 0, got_connection = 0, got_accept = 0, status, r;
+    char accept[29];
+    memset(res, 0, sizeof *res);
+    res->retry_after_s = -1;
+    res->retry_after_date = -1;
+    if (!max_head) max_head = WSR_DEFAULT_MAX_HANDSHAKE;
+    head_len = wsr__head_end(head, WSR__MIN(len, max_head));
+    if (!head_len) {
+        if (len < max_head) return WSR_ERR_AGAIN;
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "upgrade response head longer than %lu bytes",
+                       (unsigned long)max_head);
+        return WSR_ERR_HANDSHAKE;
+    }
+    res->head_len = head_len;
+    /* Status line: "HTTP/1.1 101 Switching Protocols" (§4.1 item 1 of the server's part). */
+    if (head_len < 13 || memcmp(head, "HTTP/1.", 7) != 0 || head[8] != ' ' || (head[12] != ' ' && head[12] != '\r') ||
+        head[9] < '1' || head[9] > '5' || head[10] < '0' || head[10] > '9' || head[11] < '0' || head[11] > '9') {
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "upgrade response is not HTTP: '%.30s'", head);
+        return WSR_ERR_HANDSHAKE;
+    }
+    status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
+    res->status = status;
+    p = (const char *)memchr(head, '\n', head_len);
+    pos = (size_t)(p - head) + 1;
+    while ((r = wsr__header_next(head, head_len, &pos, &name, &nl, &value, &vl)) == 1) {
+        if (wsr__ieq(name, nl, "upgrade")) {
+            got_upgrade = wsr__list_has(value, vl, "websocket");
+        } else if (wsr__ieq(name, nl, "connection")) {
+            got_connection = wsr__list_has(value, vl, "upgrade");
+        } else if (wsr__ieq(name, nl, "sec-websocket-accept")) {
+            wsr_accept_key(key, strlen(key), accept);
+            got_accept = got_accept ? -1 : (vl == 28 && memcmp(value, accept, 28) == 0) ? 1 : -2;
+        } else if (wsr__ieq(name, nl, "sec-websocket-extensions") && status == 101) {
+            /* §4.1 item 5 of the client's checks: we offered no extension, so
+               any extension in use means we cannot read the frames. */
+            if (vl) {
+                wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "server uses extension '%.40s' that was not offered", value);
+                err->http_status = status;
+                return WSR_ERR_HANDSHAKE;
+            }
+        } else if (wsr__ieq(name, nl, "sec-websocket-protocol") && status == 101) {
+            const char *it;
+            size_t il, lp = 0;
+            int offered = 0;
+            while (offered_protocols && wsr__list_next(offered_protocols, strlen(offered_protocols), &lp, &it, &il))
+                if (il == vl && memcmp(it, value, vl) == 0) offered = 1;
+            if (!offered || res->subprotocol[0] || vl >= sizeof res->subprotocol) {
+                wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "server chose subprotocol '%.40s' that was not offered", value);
+                err->http_status = status;
+                return WSR_ERR_HANDSHAKE;
+            }
+            memcpy(res->subprotocol, value, vl);
+            res->subprotocol[vl] = '\0';
+        } else if (wsr__ieq(name, nl, "retry-after")) {
+            size_t i;
+            long secs = 0;
+            for (i = 0; i < vl && value[i] >= '0' && value[i] <= '9' && secs < 86400 * 365; i++)
+                secs = secs * 10 + (value[i] - '0');
+            if (i == vl && vl > 0) res->retry_after_s = (int)secs;
+            else res->retry_after_date = wsr__http_date(value, vl);   /* the caller knows the time */
+        }
+    }
+    if (r < 0) {
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "malformed header line in upgrade response");
+        err->http_status = status;
+        return WSR_ERR_HANDSHAKE;
+    }
+    if (status != 101) {
+        /* The reason phrase goes into the message for the human reading logs. */
+        const char *reason = head + 13 <= p ? head + 13 : "";
+        int rlen = head + 13 <= p ? (int)(p - reason) - 1 : 0;
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "server answered HTTP %d %.*s instead of 101", status,
+                       rlen > 60 ? 60 : (rlen < 0 ? 0 : rlen), reason);
+        err->http_status = status;
+        /* Worth retrying: the server is overloaded, restarting or asks us to wait. */
+        err->transient = status == 408 || status == 429 || status >= 500;
+        return WSR_ERR_HANDSHAKE;
+    }
+    if (!got_upgrade || !got_connection || got_accept != 1) {
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "101 answer without %s",
+                       !got_upgrade ? "'Upgrade: websocket'" : !got_connection ? "'Connection: Upgrade'"
+                       : got_accept == 0 ? "Sec-WebSocket-Accept" : "the right Sec-WebSocket-Accept");
+        err->http_status = status;
+        return WSR_ERR_HANDSHAKE;
+    }
+    if (err) wsr__error_set(err, WSR_OK, 0, NULL);
+    return WSR_OK;
+}
+
+WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t max_head,
+                                            wsr_request *req, wsr_error *err) {
+    size_t head_len, pos, nl, vl;
+    const char *name, *value, *sp1, *sp2, *eol;
+    int got_upgrade = 0, got_connection = 0, r;
+    memset(req, 0, sizeof *req);
+    req->version = -1;
+    if (!max_head) max_head = WSR_DEFAULT_MAX_HANDSHAKE;
+    head_len = wsr__head_end(head, WSR__MIN(len, max_head));
+    if (!head_len) {
+        if (len < max_head) return WSR_ERR_AGAIN;
+        req->status = 431;   /* RFC 6585: Request Header Fields Too Large */
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "request head longer than %lu bytes", (unsigned long)max_head);
+        err->http_status = 431;
+        return WSR_ERR_HANDSHAKE;
+    }
+    req->head_len = head_len;
+    req->status = 400;
+    /* §4.2.1 item 1: "an HTTP/1.1 or higher GET request". */
+    eol = (const char *)memchr(head, '\r', head_len);
+    sp1 = (const char *)memchr(head, ' ', (size_t)(eol - head));
+    sp2 = sp1 ? (const char *)memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    if (!sp1 || !sp2 || sp1 - head != 3 || memcmp(head, "GET", 3) != 0 || sp2 == sp1 + 1 ||
+        (size_t)(eol - sp2 - 1) != 8 || memcmp(sp2 + 1, "HTTP/1.1", 8) != 0 || sp1[1] != '/') {
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "not an HTTP/1.1 GET request: '%.40s'", head);
+        if (err) err->http_status = 400;
+        return WSR_ERR_HANDSHAKE;
+    }
+    req->path = sp1 + 1;
+    req->path_len = (size_t)(sp2 - sp1 - 1);
+    pos = (size_t)(eol - head) + 2;
+    while ((r = wsr__header_next(head, head_len, &pos, &name, &nl, &value, &vl)) == 1) {
+        if (wsr__ieq(name, nl, "host")) { req->host = value; req->host_len = vl; }
+        else if (wsr__ieq(name, nl, "upgrade")) got_upgrade = wsr__list_has(value, vl, "websocket");
+        else if (wsr__ieq(name, nl, "connection")) got_connection = wsr__list_has(value, vl, "upgrade");
+        else if (wsr__ieq(name, nl, "sec-websocket-key")) { req->key = value; req->key_len = vl; }
+        else if (wsr__ieq(name, nl, "origin")) { req->origin = value; req->origin_len = vl; }
+        else if (wsr__ieq(name, nl, "sec-websocket-protocol")) {
+            if (!req->protocols) { req->protocols = value; req->protocols_len = vl; }
+        } else if (wsr__ieq(name, nl, "sec-websocket-version")) {
+            size_t i;
+            req->version = 0;
+            for (i = 0; i < vl && i < 4; i++) {
+                if (value[i] < '0' || value[i] > '9') { req->version = 0; break; }
+                req->version = req->version * 10 + (value[i] - '0');
+            }
+            if (vl == 0 || vl > 3) req->version = 0;
+        }
+    }
+    if (r < 0) {
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "malformed header line in upgrade request");
+    } else if (!req->host) {
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "upgrade request without Host");
+    } else if (!got_upgrade || !got_connection) {
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "request without 'Upgrade: websocket' and 'Connection: Upgrade'");
+    } else if (req->version != 13) {
+        /* §4.2.2 item 4: answer 426 and say which version we speak. */
+        req->status = 426;
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "unsupported Sec-WebSocket-Version (only 13)");
+    } else if (!req->key || wsr__base64_decoded_len(req->key, req->key_len) != 16) {
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "Sec-WebSocket-Key is not 16 bytes in base64");
+    } else {
+        req->status = 101;
+        if (err) wsr__error_set(err, WSR_OK, 0, NULL);
+        return WSR_OK;
+    }
+    if (err) err->http_status = req->status;
+    return WSR_ERR_HANDSHAKE;
+}
+
+WSR_API int wsr_subprotocol_choose(const char *supported, const char *offered, size_t offered_len,
+                                   char *out, size_t cap) {
+    size_t sp = 0, sl, op, ol;
+    const char *s, *o;
+    if (cap) out[0] = '\0';
+    if (!supported || !offered) return 0;
+    while (wsr__list_next(supported, strlen(supported), &sp, &s, &sl)) {
+        op = 0;
+        while (wsr__list_next(offered, offered_len, &op, &o, &ol)) {
+            if (ol == sl && memcmp(o, s, sl) == 0 && sl < cap) {
+                memcpy(out, s, sl);
+                out[sl] = '\0';
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+WSR_API wsr_err wsr_handshake_response(char *out, size_t cap, size_t *len, const char *key,
+                                       size_t key_len, const char *subprotocol) {
+    wsr__writer w;
+    char accept[29];
+    w.out = out; w.cap = cap; w.len = 0; w.overflow = 0;
+    wsr_accept_key(key, key_len, accept);
+    wsr__puts(&w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Accept: ");
+    wsr__puts(&w, accept);
+    wsr__puts(&w, "\r\n");
+    if (subprotocol && *subprotocol) {
+        wsr__puts(&w, "Sec-WebSocket-Protocol: ");
+        wsr__puts(&w, subprotocol);
+        wsr__puts(&w, "\r\n");
+    }
+    wsr__puts(&w, "\r\n");
+    return wsr__writer_end(&w, len);
+}
+
+WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int status) {
+    wsr__writer w;
+    char line[96];
+    const char *text = status == 400 ? "Bad Request" : status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
+                     : status == 404 ? "Not Found" : status == 426 ? "Upgrade Required"
+                     : status == 431 ? "Request Header Fields Too Large" : status == 503 ? "Service Unavailable"
+                     : "Error";
+    w.out = out; w.cap = cap; w.len = 0; w.overflow = 0;
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, text);
+    wsr__puts(&w, line);
+    if (status == 426) wsr__puts(&w, "Sec-WebSocket-Version: 13\r\n");
+    wsr__puts(&w, "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    return wsr__writer_end(&w, len);
+}
+
+/* ------------------------------------------------------------------------
+   Connection policy (sans-I/O): the client state machine and its timers
+   ------------------------------------------------------------------------ */
+/* >>policy */
+
+/* The client. Everything here runs on time passed in as now_ms and on bytes
+   moved through c->tr, so a test can drive it with a fake clock and a
+   scripted transport. The platform section supplies the real ones. */
+struct wsr_client {
+    wsr_client_config cfg;        /* strings below point to our own copies */
+    wsr_allocator alloc;
+    wsr_url url;
+    char *host;                   /* NUL-terminated copy of url.host, for the transport */
+    wsr_transport tr;
+    void *tr_owned;               /* the built-in transport's state, freed with the client */
+    void (*tr_free_fn)(void *tr_state, const wsr_allocator *a);
+    void (*rand_fn)(void *buf, size_t n, void *user);
+
+    wsr_state state;
+    wsr_proto *proto;             /* the current connection's codec; NULL between connections */
+    wsr__buf in;                  /* bytes read but not yet parsed */
+    wsr__buf hs;                  /* the upgrade request, while it is being written */
+    char key[25];                 /* our Sec-WebSocket-Key */
+    char subprotocol[64];
+    wsr__buf queue;               /* messages sent before OPEN: [type:1][len:8][bytes] records */
+    size_t queue_bytes;           /* payload bytes in queue */
+    uint64_t deadline;            /* connect deadline, or close-handshake deadline; 0 = none */
+    int close_requested;          /* wsr_client_close() was called: never reopen */
+    wsr_error error;              /* why the last connection ended */
+};
+
+/* Records why the current attempt is ending, once: the first cause wins,
+   because later errors (a reset after a protocol error) are consequences. */
+WSR__PRIVATE void wsr__client_set_error(wsr_client *c, const wsr_error *e) {
+    if (c->error.code == WSR_OK) c->error = *e;
+}
+
+WSR__PRIVATE void wsr__client_log(wsr_client *c, int level, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+WSR__PRIVATE void wsr__client_log(wsr_client *c, int level, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    if (!c->cfg.log_fn) return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    c->cfg.log_fn(level, line, c->cfg.user);
+}
+
+/* The one place the state changes, so on_state sees every transition. */
+WSR__PRIVATE void wsr__client_to(wsr_client *c, wsr_state to) {
+    wsr_state from = c->state;
+    if (from == to) return;
+    c->state = to;
+    wsr__client_log(c, WSR_LOG_DEBUG, "state %s -> %s", wsr_state_name(from), wsr_state_name(to));
+    if (c->cfg.on_state) c->cfg.on_state(c, from, to, c->cfg.user);
+}
+
+/* Ends the current attempt or connection: closes the transport, drops the
+   codec, tells the application once through on_close, and goes to CLOSED.
+   (The reconnect policy will decide here between CLOSED and waiting.) */
+WSR__PRIVATE void wsr__client_finish(wsr_client *c) {
+    wsr_error why;
+    if (c->state == WSR_STATE_CLOSED || c->state == WSR_STATE_IDLE) return;
+    c->tr.close_fn(c->tr.self);
+    wsr_proto_free(c->proto);
+    c->proto = NULL;
+    c->in.pos = c->in.len = 0;
+    c->hs.pos = c->hs.len = 0;
+    c->deadline = 0;
+    if (c->error.close_code == 0) c->error.close_code = 1006;   /* §7.1.5: no close frame */
+    why = c->error;
+    wsr__client_log(c, WSR_LOG_INFO, "connection ended: %s (close code %d)", why.message, why.close_code);
+    wsr__client_to(c, WSR_STATE_CLOSED);
+    if (c->cfg.on_close) c->cfg.on_close(c, &why, c->cfg.user);
+}
+
+/* Fails the current attempt with an error from any layer. */
+WSR__PRIVATE wsr_err wsr__client_fail(wsr_client *c, const wsr_error *e) {
+    wsr__client_set_error(c, e);
+    wsr__client_finish(c);
+    return e->code;
+}
+
+/* Starts a connection attempt: the transport opens, the state clock starts. */
+WSR__PRIVATE wsr_err wsr__client_start(wsr_client *c, uint64_t now) {
+    wsr_error e;
+    unsigned char raw[16];
+    memset(&c->error, 0, sizeof c->error);
+    c->subprotocol[0] = '\0';
+    c->deadline = c->cfg.connect_timeout_ms > 0 ? now + (uint64_t)c->cfg.connect_timeout_ms : 0;
+    /* §4.1 item 7: the key is 16 random bytes, base64-encoded. */
+    c->rand_fn(raw, sizeof raw, NULL);
+    wsr_base64_encode(raw, sizeof raw, c->key);
+    wsr__client_to(c, WSR_STATE_CONNECTING);
+    wsr__client_log(c, WSR_LOG_INFO, "connecting to %s port %d", c->host, c->url.port);
+    memset(&e, 0, sizeof e);
+    if (c->tr.open_fn(c->tr.self, c->host, c->url.port, now, &e) != WSR_OK) return wsr__client_fail(c, &e);
+    return WSR_OK;
+}
+
+/* The byte stream is up: write the upgrade request (§4.1). */
+WSR__PRIVATE wsr_err wsr__client_connected(wsr_client *c) {
+    wsr_error e;
+    size_t n = 0;
+    wsr_err r;
+    size_t need = 256 + c->url.host_len + c->url.path_len + (c->cfg.origin ? strlen(c->cfg.origin) : 0) +
+                  (c->cfg.subprotocols ? strlen(c->cfg.subprotocols) : 0) +
+                  (c->cfg.headers ? 2 * strlen(c->cfg.headers) : 0);
+    if (wsr__buf_reserve(&c->hs, &c->alloc, need) != WSR_OK) {
+        wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+        return wsr__client_fail(c, &e);
+    }
+    r = wsr_handshake_request((char *)c->hs.data, c->hs.cap, &n, &c->url, c->key, c->cfg.origin,
+                              c->cfg.subprotocols, c->cfg.headers);
+    if (r != WSR_OK) {
+        wsr__error_set(&e, r, 0, "could not build the upgrade request: %s", wsr_strerror(r));
+        return wsr__client_fail(c, &e);
+    }
+    c->hs.pos = 0;
+    c->hs.len = n;
+    wsr__client_to(c, WSR_STATE_HANDSHAKE);
+    return WSR_OK;
+}
+
+/* Moves the messages sent before OPEN into the codec, in order. */
+WSR__PRIVATE wsr_err wsr__client_flush_queue(wsr_client *c) {
+    while (wsr__buf_avail(&c->queue)) {
+        unsigned char *rec = c->queue.data + c->queue.pos;
+        uint64_t len = 0;
+        int i;
+        wsr_err r;
+        for (i = 0; i < 8; i++) len = len << 8 | rec[1 + i];
+        r = wsr_proto_send(c->proto, rec[0], rec + 9, (size_t)len, c->cfg.send_fragment_size);
+        if (r != WSR_OK) return r;
+        wsr__buf_consume(&c->queue, 9 + (size_t)len);
+        c->queue_bytes -= (size_t)len;
+    }
+    return WSR_OK;
+}
+
+/* The upgrade succeeded: the connection is open. */
+WSR__PRIVATE wsr_err wsr__client_open(wsr_client *c, const wsr_handshake_result *res) {
+    wsr_error e;
+    c->proto = wsr_proto_new(WSR_ROLE_CLIENT, c->cfg.max_message_size, c->rand_fn, NULL, &c->alloc);
+    if (!c->proto || wsr__client_flush_queue(c) != WSR_OK) {
+        wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+        return wsr__client_fail(c, &e);
+    }
+    memcpy(c->subprotocol, res->subprotocol, sizeof c->subprotocol);
+    wsr__buf_consume(&c->in, res->head_len);    /* what follows the head are frames */
+    c->deadline = 0;
+    wsr__client_to(c, WSR_STATE_OPEN);
+    wsr__client_log(c, WSR_LOG_INFO, "open%s%s", c->subprotocol[0] ? ", subprotocol " : "", c->subprotocol);
+    if (c->cfg.on_open) c->cfg.on_open(c, c->subprotocol, c->cfg.user);
+    return WSR_OK;
+}
+
+/* Writes what is waiting: the upgrade request, then encoded frames. Stops
+   when the transport would block. */
+WSR__PRIVATE wsr_err wsr__client_write(wsr_client *c) {
+    wsr_error e;
+    memset(&e, 0, sizeof e);
+    for (;;) {
+        const unsigned char *data;
+        size_t n, put = 0;
+        wsr_err r;
+        if (wsr__buf_avail(&c->hs)) { data = c->hs.data + c->hs.pos; n = wsr__buf_avail(&c->hs); }
+        else if (c->proto) n = wsr_proto_pending(c->proto, &data);
+        else return WSR_OK;
+        if (n == 0) return WSR_OK;
+        r = c->tr.write_fn(c->tr.self, data, n, &put, &e);
+        if (r == WSR_ERR_AGAIN) return WSR_OK;
+        if (r != WSR_OK) return wsr__client_fail(c, &e);
+        if (wsr__buf_avail(&c->hs)) wsr__buf_consume(&c->hs, put);
+        else wsr_proto_written(c->proto, put);
+    }
+}
+
+/* Handles one event from the codec. */
+WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
+    switch (ev->type) {
+    case WSR_EVENT_MESSAGE:
+        if (c->cfg.on_message && c->state == WSR_STATE_OPEN)
+            c->cfg.on_message(c, ev->msg_type, ev->data, ev->len, c->cfg.user);
+        break;
+    case WSR_EVENT_PONG:
+        if (c->cfg.on_pong) c->cfg.on_pong(c, ev->data, ev->len, c->cfg.user);
+        break;
+    case WSR_EVENT_CLOSE:
+        if (!c->close_requested) {
+            /* The server closes. Our echo is queued; §7.1.1 asks the client
+               to let the server close the TCP connection first. */
+            wsr_error e;
+            size_t rl = WSR__MIN(ev->len, (size_t)WSR_MAX_CLOSE_REASON);
+            wsr__error_set(&e, WSR_ERR_PEER_CLOSED, 0, "server closed the connection with code %d%s%.*s",
+                           ev->close_code, rl ? ": " : "", (int)WSR__MIN(rl, (size_t)80), (const char *)ev->data);
+            e.close_code = ev->close_code;
+            memcpy(e.close_reason, ev->data, rl);
+            e.close_reason[rl] = '\0';
+            /* 1001 going away, 1011 server error, 1012 restart, 1013 try later: worth retrying. */
+            e.transient = ev->close_code == 1001 || ev->close_code == 1011 || ev->close_code == 1012 ||
+                          ev->close_code == 1013 || ev->close_code == 1005;
+            wsr__client_set_error(c, &e);
+        } else {
+            c->error.close_code = ev->close_code;   /* the server's answer to our close */
+        }
+        if (c->state == WSR_STATE_OPEN) {
+            wsr__client_to(c, WSR_STATE_CLOSING);
+            c->deadline = 0;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* Reads what the transport has and feeds it to the handshake check or the
+   codec. Reads until the transport would block, at most 64 times per call so
+   timers still run under a flood. */
+WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
+    wsr_error e;
+    int rounds;
+    memset(&e, 0, sizeof e);
+    for (rounds = 0; rounds < 64 && c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING; rounds++) {
+        size_t got = 0;
+        wsr_err r;
+        /* Read big: every complete frame in one read is parsed from where it
+           lies, so a large buffer means fewer system calls per message. */
+        if (wsr__buf_reserve(&c->in, &c->alloc, 65536) != WSR_OK) {
+            wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+            return wsr__client_fail(c, &e);
+        }
+        r = c->tr.read_fn(c->tr.self, c->in.data + c->in.len, c->in.cap - c->in.len, &got, &e);
+        if (r == WSR_ERR_AGAIN) return WSR_OK;
+        if (r != WSR_OK) {
+            /* End of stream after the close handshake is the normal ending. */
+            if (r == WSR_ERR_EOF && c->proto && wsr_proto_close_received(c->proto) &&
+                wsr_proto_close_sent(c->proto)) {
+                wsr__client_finish(c);
+                return WSR_OK;
+            }
+            if (r == WSR_ERR_EOF && c->state == WSR_STATE_HANDSHAKE)
+                wsr__error_set(&e, WSR_ERR_HANDSHAKE, 0, "server closed the connection during the upgrade");
+            if (r == WSR_ERR_EOF) e.transient = 1;
+            e.close_code = 1006;
+            return wsr__client_fail(c, &e);
+        }
+        c->in.len += got;
+        if (c->state == WSR_STATE_HANDSHAKE) {
+            wsr_handshake_result res;
+            r = wsr_handshake_response_check((const char *)c->in.data + c->in.pos, wsr__buf_avail(&c->in),
+                                             c->cfg.max_handshake_size, c->key, c->cfg.subprotocols, &res, &e);
+            if (r == WSR_ERR_AGAIN) continue;
+            if (r != WSR_OK) return wsr__client_fail(c, &e);
+            if ((r = wsr__client_open(c, &res)) != WSR_OK) return r;
+        }
+        /* Parse every complete frame we have. */
+        while (c->state == WSR_STATE_OPEN || c->state == WSR_STATE_CLOSING) {
+            wsr_event ev;
+            size_t used = 0;
+            r = wsr_proto_parse(c->proto, c->in.data + c->in.pos, wsr__buf_avail(&c->in), &used, &ev, &e);
+            wsr__buf_consume(&c->in, used);
+            if (r != WSR_OK) {
+                /* §7.1.7: fail the connection. The close frame with the code
+                   is queued; send it if the socket takes it, then drop. */
+                wsr__client_set_error(c, &e);
+                wsr__client_write(c);
+                wsr__client_finish(c);
+                return r;
+            }
+            if (ev.type == WSR_EVENT_NONE) break;
+            wsr__client_event(c, &ev);
+        }
+    }
+    return WSR_OK;
+}
+
+/* One turn of the state machine: start, connect, read, write, timers.
+   revents says which of WSR_POLL_IN / WSR_POLL_OUT the socket reported. */
+WSR__PRIVATE wsr_err wsr__client_run(wsr_client *c, uint64_t now, int revents) {
+    wsr_error e;
+    wsr_err r = WSR_OK;
+    memset(&e, 0, sizeof e);
+    if (c->state == WSR_STATE_IDLE && !c->close_requested) {
+        if ((r = wsr__client_start(c, now)) != WSR_OK) return r;
+    }
+    if (c->state == WSR_STATE_CONNECTING) {
+        r = c->tr.connect_fn(c->tr.self, now, &e);
+        if (r == WSR_OK) r = wsr__client_connected(c);
+        else if (r != WSR_ERR_AGAIN) return wsr__client_fail(c, &e);
+    }
+    if (c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING) {
+        if ((r = wsr__client_write(c)) != WSR_OK) return r;
+        if (revents & WSR_POLL_IN) {
+            if ((r = wsr__client_read(c)) != WSR_OK) return r;
+            /* Replies the codec queued while parsing (pongs, the close
+               echo) go out now, not when the application next sends. */
+            if (c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING &&
+                (r = wsr__client_write(c)) != WSR_OK)
+                return r;
+        }
+    }
+    /* Timers. The close timer starts at the first step in CLOSING. */
+    if (c->state == WSR_STATE_CLOSING && !c->deadline && c->cfg.close_timeout_ms > 0)
+        c->deadline = now + (uint64_t)c->cfg.close_timeout_ms;
+    if (c->deadline && now >= c->deadline) {
+        if (c->state == WSR_STATE_CONNECTING || c->state == WSR_STATE_HANDSHAKE) {
+            wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "%s did not finish within connect_timeout_ms (%d ms)",
+                           c->state == WSR_STATE_CONNECTING ? "TCP connect" : "WebSocket upgrade",
+                           c->cfg.connect_timeout_ms);
+            e.transient = 1;
+            return wsr__client_fail(c, &e);
+        }
+        if (c->state == WSR_STATE_CLOSING) {
+            if (!(c->proto && wsr_proto_close_received(c->proto))) {
+                wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "close handshake did not finish within close_timeout_ms (%d ms)",
+                               c->cfg.close_timeout_ms);
+                e.transient = 1;
+                e.close_code = 1006;
+                wsr__client_set_error(c, &e);
+            }
+            wsr__client_finish(c);
+        }
+    }
+    return r == WSR_ERR_AGAIN ? WSR_OK : r;
+}
+
+WSR_API void wsr_client_config_init(wsr_client_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_message_size = WSR_DEFAULT_MAX_MESSAGE;
+    cfg->max_handshake_size = WSR_DEFAULT_MAX_HANDSHAKE;
+    cfg->queue_max_bytes = (size_t)64 * 1024 * 1024;
+    cfg->connect_timeout_ms = 10000;
+    cfg->close_timeout_ms = 5000;
+}
+
+WSR_API wsr_err wsr_client_step(wsr_client *c, uint64_t now_ms) {
+    if (!c) return WSR_ERR_INVALID;
+    return wsr__client_run(c, now_ms, WSR_POLL_IN | WSR_POLL_OUT);
+}
+
+WSR_API uintptr_t wsr_client_socket(const wsr_client *c) {
+    if (!c || c->state == WSR_STATE_IDLE || c->state == WSR_STATE_CLOSED) return WSR_INVALID_SOCKET;
+    return c->tr.socket_fn(c->tr.self);
+}
+
+WSR_API int wsr_client_events(const wsr_client *c) {
+    int ev;
+    const unsigned char *d;
+    if (!c || c->state == WSR_STATE_IDLE || c->state == WSR_STATE_CLOSED) return 0;
+    ev = c->tr.events_fn(c->tr.self);
+    if (c->state != WSR_STATE_CONNECTING) ev |= WSR_POLL_IN;
+    if (wsr__buf_avail(&c->hs) || (c->proto && wsr_proto_pending(c->proto, &d))) ev |= WSR_POLL_OUT;
+    return ev;
+}
+
+WSR_API int wsr_client_timeout_ms(const wsr_client *c, uint64_t now_ms) {
+    if (!c || c->state == WSR_STATE_CLOSED) return -1;
+    if (c->state == WSR_STATE_IDLE) return 0;
+    if (c->state == WSR_STATE_CLOSING && !c->deadline && c->cfg.close_timeout_ms > 0) return 0;
+    if (!c->deadline) return -1;
+    if (c->deadline <= now_ms) return 0;
+    return c->deadline - now_ms > 0x7FFFFFFF ? 0x7FFFFFFF : (int)(c->deadline - now_ms);
+}
+
+WSR_API wsr_err wsr_send(wsr_client *c, wsr_msg_type type, const void *data, size_t len) {
+    if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
+    if (c->close_requested || c->state == WSR_STATE_CLOSING || c->state == WSR_STATE_CLOSED) return WSR_ERR_STATE;
+    if (len > c->cfg.queue_max_bytes ||
+        wsr_client_queued_bytes(c) > c->cfg.queue_max_bytes - len)
+        return WSR_ERR_QUEUE_FULL;
+    if (c->state == WSR_STATE_OPEN && !wsr__buf_avail(&c->queue)) {
+        return wsr_proto_send(c->proto, (int)type, data, len, c->cfg.send_fragment_size);
+    } else {
+        unsigned char rec[9];
+        int i;
+        rec[0] = (unsigned char)type;
+        for (i = 0; i < 8; i++) rec[1 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+        if (wsr__buf_reserve(&c->queue, &c->alloc, 9 + len) != WSR_OK) return WSR_ERR_NOMEM;
+        wsr__buf_append(&c->queue, &c->alloc, rec, 9);
+        wsr__buf_append(&c->queue, &c->alloc, data, len);
+        c->queue_bytes += len;
+        return WSR_OK;
+    }
+}
+
+WSR_API wsr_err wsr_send_text(wsr_client *c, const char *text, size_t len) {
+    return wsr_send(c, WSR_MSG_TEXT, text, len);
+}
+
+WSR_API wsr_err wsr_send_binary(wsr_client *c, const void *data, size_t len) {
+    return wsr_send(c, WSR_MSG_BINARY, data, len);
+}
+
+WSR_API wsr_err wsr_send_ping(wsr_client *c, const void *data, size_t len) {
+    if (!c || (len && !data) || len > WSR_MAX_CONTROL_PAYLOAD) return WSR_ERR_INVALID;
+    if (c->state != WSR_STATE_OPEN) return WSR_ERR_STATE;
+    return wsr_proto_send(c->proto, WSR_OP_PING, data, len, 0);
+}
+
+WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason) {
+    wsr_error e;
+    size_t rl = reason ? strlen(reason) : 0;
+    uint32_t st = 0;
+    wsr_err r;
+    if (!c) return WSR_ERR_INVALID;
+    if (!wsr_close_code_valid(code) || rl > WSR_MAX_CLOSE_REASON ||
+        !wsr_utf8_feed(&st, (const unsigned char *)reason, rl) || st != 0)
+        return WSR_ERR_INVALID;
+    if (c->close_requested || c->state == WSR_STATE_CLOSED) return WSR_ERR_STATE;
+    c->close_requested = 1;
+    wsr__error_set(&e, WSR_ERR_CLOSED, 0, "closed by the application (code %d)", code);
+    e.close_code = code;
+    if (c->state == WSR_STATE_OPEN) {
+        if ((r = wsr_proto_close(c->proto, code, reason, rl)) != WSR_OK) return r;
+        wsr__client_set_error(c, &e);
+        wsr__client_to(c, WSR_STATE_CLOSING);   /* the close timer starts on the next step */
+        c->deadline = 0;
+        return WSR_OK;
+    }
+    if (c->state == WSR_STATE_CLOSING) return WSR_OK;   /* the peer closed first: already closing */
+    /* Not connected yet: stop right here. */
+    wsr__client_set_error(c, &e);
+    if (c->state == WSR_STATE_IDLE) { wsr__client_to(c, WSR_STATE_CLOSED); return WSR_OK; }
+    wsr__client_finish(c);
+    return WSR_OK;
+}
+
+WSR_API wsr_state wsr_client_state(const wsr_client *c) { return c ? c->state : WSR_STATE_CLOSED; }
+WSR_API const wsr_error *wsr_client_error(const wsr_client *c) { return &c->error; }
+WSR_API void *wsr_client_user(const wsr_client *c) { return c->cfg.user; }
+
+WSR_API size_t wsr_client_queued_bytes(const wsr_client *c) {
+    const unsigned char *d;
+    return c->queue_bytes + (c->proto ? wsr_proto_pending(c->proto, &d) : 0);
+}
+
+/* ------------------------------------------------------------------------
+   Platform: clock, random bytes, OS errors, the TCP transport
+   ------------------------------------------------------------------------ */
+/* >>platform */
+
+#if WSR__POSIX
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+#  include <stdlib.h>              /* arc4random_buf */
+#  define WSR__HAVE_ARC4RANDOM 1
+#elif defined(__linux__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
+#  include <sys/random.h>          /* getrandom */
+#  define WSR__HAVE_GETRANDOM 1
+#endif
+#if !defined(CLOCK_MONOTONIC)
+#  error "POSIX is hidden: compile the implementation with -D_POSIX_C_SOURCE=200809L (or -std=gnu99), or include ws_reconnect.h before any system header"
+#endif
+#ifndef MSG_NOSIGNAL
+#  define MSG_NOSIGNAL 0           /* macOS: SO_NOSIGPIPE on the socket instead */
+#endif
+
+WSR_API uint64_t wsr_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Random bytes for mask keys and Sec-WebSocket-Key, from the OS (never
+   rand(): §10.3 wants keys an attacker cannot predict). */
+WSR__PRIVATE void wsr__os_random(void *buf, size_t n, void *user) {
+    unsigned char *p = (unsigned char *)buf;
+    (void)user;
+#if defined(WSR__HAVE_ARC4RANDOM)
+    arc4random_buf(buf, n);
+    return;
+#else
+#  if defined(WSR__HAVE_GETRANDOM)
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) { if (errno == EINTR) continue; break; }   /* ENOSYS: old kernel, use the file */
+        p += got; n -= (size_t)got;
+    }
+    if (n == 0) return;
+#  endif
+    {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        while (fd >= 0 && n > 0) {
+            ssize_t got = read(fd, p, n);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) break;
+            p += got; n -= (size_t)got;
+        }
+        if (fd >= 0) close(fd);
+        /* No entropy source at all: better to stop than to send predictable keys. */
+        WSR_ASSERT(n == 0 && "no OS random source (getrandom, /dev/urandom)");
+    }
+#endif
+}
+
+/* The errno table: every OS error becomes one wsr_err and one class.
+   Transient means a later attempt may succeed (the network or the server may
+   come back); permanent means it would fail the same way again. */
+typedef struct wsr__os_err { int os; wsr_err code; int transient; const char *name; } wsr__os_err;
+
+static const wsr__os_err wsr__errno_table[] = {
+    { ECONNREFUSED, WSR_ERR_REFUSED, 1, "ECONNREFUSED" },
+    { ECONNRESET, WSR_ERR_RESET, 1, "ECONNRESET" },
+    { ECONNABORTED, WSR_ERR_RESET, 1, "ECONNABORTED" },
+    { EPIPE, WSR_ERR_RESET, 1, "EPIPE" },
+    { ETIMEDOUT, WSR_ERR_TIMEOUT, 1, "ETIMEDOUT" },
+    { ENETUNREACH, WSR_ERR_UNREACHABLE, 1, "ENETUNREACH" },
+    { EHOSTUNREACH, WSR_ERR_UNREACHABLE, 1, "EHOSTUNREACH" },
+#ifdef EHOSTDOWN
+    { EHOSTDOWN, WSR_ERR_UNREACHABLE, 1, "EHOSTDOWN" },
+#endif
+    { ENETDOWN, WSR_ERR_NETWORK, 1, "ENETDOWN" },
+    { ENETRESET, WSR_ERR_NETWORK, 1, "ENETRESET" },
+    { EADDRINUSE, WSR_ERR_ADDRESS, 1, "EADDRINUSE" },
+    { EADDRNOTAVAIL, WSR_ERR_ADDRESS, 1, "EADDRNOTAVAIL" },
+    { ENOBUFS, WSR_ERR_NOMEM, 1, "ENOBUFS" },
+    { ENOMEM, WSR_ERR_NOMEM, 1, "ENOMEM" },
+    { EMFILE, WSR_ERR_IO, 1, "EMFILE" },
+    { ENFILE, WSR_ERR_IO, 1, "ENFILE" },
+    { EACCES, WSR_ERR_IO, 0, "EACCES" },
+    { EPERM, WSR_ERR_IO, 0, "EPERM" },
+    { EAFNOSUPPORT, WSR_ERR_INVALID, 0, "EAFNOSUPPORT" },
+    { EINVAL, WSR_ERR_INVALID, 0, "EINVAL" },
+};
+
+/* Fills err for an errno value: the mapped code, the class, and a message
+   naming what we were doing, the errno symbol and its number. */
+WSR__PRIVATE wsr_err wsr__os_error(wsr_error *err, int os, const char *doing) {
+    size_t i;
+    for (i = 0; i < sizeof wsr__errno_table / sizeof wsr__errno_table[0]; i++) {
+        if (wsr__errno_table[i].os == os) {
+            const wsr__os_err *t = &wsr__errno_table[i];
+            wsr__error_set(err, t->code, os, "%s: %s (%s, errno %d)", doing, wsr_strerror(t->code), t->name, os);
+            err->transient = t->transient;
+            return t->code;
+        }
+    }
+    /* Unknown errors are socket errors worth another try: failing for good
+       on a code we did not foresee would break the promise to stay up. */
+    wsr__error_set(err, WSR_ERR_IO, os, "%s: socket error (errno %d)", doing, os);
+    err->transient = 1;
+    return WSR_ERR_IO;
+}
+
+/* getaddrinfo's own error codes. A name that does not resolve is transient:
+   DNS fails while a laptop wakes up or a VPN reconnects. */
+WSR__PRIVATE wsr_err wsr__gai_error(wsr_error *err, int gai, const char *host) {
+    if (gai == EAI_SYSTEM) return wsr__os_error(err, errno, "host name lookup");
+    if (gai == EAI_MEMORY) {
+        wsr__error_set(err, WSR_ERR_NOMEM, 0, "out of memory resolving '%.80s'", host);
+        return WSR_ERR_NOMEM;
+    }
+    wsr__error_set(err, WSR_ERR_DNS, gai, "cannot resolve '%.80s': %s", host,
+                   gai == EAI_NONAME ? "no such host" : gai == EAI_AGAIN ? "temporary DNS failure" : "lookup failed");
+    err->transient = 1;
+    return WSR_ERR_DNS;
+}
+
+/* Makes a socket non-blocking and close-on-exec, and stops SIGPIPE. */
+WSR__PRIVATE int wsr__posix_prepare(int fd) {
+    int fl = fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+#ifdef SO_NOSIGPIPE
+    { int one = 1; setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one); }
+#endif
+    return 0;
+}
+
+/* recv/send with the library's conventions: WSR_ERR_AGAIN for "would block",
+   WSR_ERR_EOF for an orderly end of stream, EINTR retried. */
+WSR__PRIVATE wsr_err wsr__posix_read(int fd, void *buf, size_t cap, size_t *got, wsr_error *err) {
+    for (;;) {
+        ssize_t n = recv(fd, buf, cap, 0);
+        if (n > 0) { *got = (size_t)n; return WSR_OK; }
+        *got = 0;
+        if (n == 0) {
+            wsr__error_set(err, WSR_ERR_EOF, 0, NULL);
+            err->transient = 1;
+            return WSR_ERR_EOF;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return WSR_ERR_AGAIN;
+        return wsr__os_error(err, errno, "recv");
+    }
+}
+
+WSR__PRIVATE wsr_err wsr__posix_write(int fd, const void *buf, size_t len, size_t *put, wsr_error *err) {
+    for (;;) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0) { *put = (size_t)n; return WSR_OK; }
+        *put = 0;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return WSR_ERR_AGAIN;
+        return wsr__os_error(err, errno, "send");
+    }
+}
+
+/* The built-in client transport: TCP to every address the name resolves
+   to, in the order getaddrinfo gives, each with its share of the timeout. */
+typedef struct wsr__tcp {
+    int fd;
+    int connected;
+    struct addrinfo *addrs, *next;   /* next: the address after the one being tried */
+    int addr_timeout_ms;             /* how long one address may take */
+    int connect_timeout_ms;
+    uint64_t addr_deadline;
+    wsr_error last;                  /* the error of the last address that failed */
+    char where[80];                  /* "host:port" for messages */
+} wsr__tcp;
+
+WSR__PRIVATE void wsr__tcp_close(void *self) {
+    wsr__tcp *t = (wsr__tcp *)self;
+    if (t->fd >= 0) close(t->fd);
+    t->fd = -1;
+    t->connected = 0;
+    if (t->addrs) freeaddrinfo(t->addrs);
+    t->addrs = t->next = NULL;
+}
+
+/* Starts a non-blocking connect to the next address. Returns WSR_OK when a
+   connect is under way (or done), an error when no address is left. */
+WSR__PRIVATE wsr_err wsr__tcp_try_next(wsr__tcp *t, uint64_t now, wsr_error *err) {
+    while (t->next) {
+        struct addrinfo *ai = t->next;
+        int one = 1;
+        t->next = ai->ai_next;
+        if (t->fd >= 0) { close(t->fd); t->fd = -1; }
+        t->fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (t->fd < 0) { wsr__os_error(&t->last, errno, "socket"); continue; }
+        if (wsr__posix_prepare(t->fd) < 0) { wsr__os_error(&t->last, errno, "fcntl"); continue; }
+        /* Nagle's algorithm would hold small frames back for an ACK. */
+        setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        t->addr_deadline = now + (uint64_t)t->addr_timeout_ms;
+        if (connect(t->fd, ai->ai_addr, ai->ai_addrlen) == 0) { t->connected = 1; return WSR_OK; }
+        if (errno == EINPROGRESS || errno == EINTR) return WSR_OK;
+        {
+            char doing[112];
+            snprintf(doing, sizeof doing, "connect to %s", t->where);
+            wsr__os_error(&t->last, errno, doing);
+        }
+    }
+    if (t->fd >= 0) { close(t->fd); t->fd = -1; }
+    *err = t->last;
+    return err->code ? err->code : WSR_ERR_IO;
+}
+
+WSR__PRIVATE wsr_err wsr__tcp_open(void *self, const char *host, int port, uint64_t now, wsr_error *err) {
+    wsr__tcp *t = (wsr__tcp *)self;
+    struct addrinfo hints, *ai;
+    char service[8];
+    int gai, n = 0;
+    wsr__tcp_close(t);
+    memset(&t->last, 0, sizeof t->last);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;          /* IPv4 and IPv6, as the resolver orders them */
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    snprintf(service, sizeof service, "%d", port);
+    snprintf(t->where, sizeof t->where, "%.60s port %d", host, port);
+    gai = getaddrinfo(host, service, &hints, &t->addrs);   /* the one blocking call */
+    if (gai != 0) { t->addrs = NULL; return wsr__gai_error(err, gai, host); }
+    for (ai = t->addrs; ai; ai = ai->ai_next) n++;
+    /* Each address gets an equal share of the connect timeout, at least
+       1 s, so one black-holed address cannot use up all of it. */
+    t->addr_timeout_ms = t->connect_timeout_ms > 0 ? WSR__MAX(t->connect_timeout_ms / WSR__MAX(n, 1), 1000) : 0x7FFFFFFF;
+    t->next = t->addrs;
+    return wsr__tcp_try_next(t, now, err);
+}
+
+WSR__PRIVATE wsr_err wsr__tcp_connect(void *self, uint64_t now, wsr_error *err) {
+    wsr__tcp *t = (wsr__tcp *)self;
+    struct pollfd pfd;
+    int soerr = 0, r;
+    socklen_t len = sizeof soerr;
+    if (t->connected) return WSR_OK;
+    if (t->fd < 0) { *err = t->last; return err->code ? err->code : WSR_ERR_IO; }
+    pfd.fd = t->fd;
+    pfd.events = POLLOUT;
+    pfd.revents = 0;
+    r = poll(&pfd, 1, 0);
+    if (r == 0) {
+        if (now < t->addr_deadline) return WSR_ERR_AGAIN;
+        wsr__error_set(&t->last, WSR_ERR_TIMEOUT, ETIMEDOUT, "connect to %s timed out", t->where);
+        t->last.transient = 1;
+    } else {
+        /* Writable (or failed): SO_ERROR says which. */
+        if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
+        if (soerr == 0) { t->connected = 1; return WSR_OK; }
+        {
+            char doing[112];
+            snprintf(doing, sizeof doing, "connect to %s", t->where);
+            wsr__os_error(&t->last, soerr, doing);
+        }
+    }
+    r = wsr__tcp_try_next(t, now, err);
+    if (r != WSR_OK) return (wsr_err)r;
+    return t->connected ? WSR_OK : WSR_ERR_AGAIN;
+}
+
+WSR__PRIVATE wsr_err wsr__tcp_read(void *self, void *buf, size_t cap, size_t *got, wsr_error *err) {
+    return wsr__posix_read(((wsr__tcp *)self)->fd, buf, cap, got, err);
+}
+
+WSR__PRIVATE wsr_err wsr__tcp_write(void *self, const void *buf, size_t len, size_t *put, wsr_error *err) {
+    return wsr__posix_write(((wsr__tcp *)self)->fd, buf, len, put, err);
+}
+
+WSR__PRIVATE uintptr_t wsr__tcp_socket(void *self) {
+    wsr__tcp *t = (wsr__tcp *)self;
+    return t->fd >= 0 ? (uintptr_t)t->fd : WSR_INVALID_SOCKET;
+}
+
+WSR__PRIVATE int wsr__tcp_events(void *self) {
+    wsr__tcp *t = (wsr__tcp *)self;
+    return t->fd >= 0 && !t->connected ? WSR_POLL_OUT : 0;
+}
+
+/* Waits for one socket (or just sleeps when there is none). Returns the
+   WSR_POLL_* events seen; hang-up and error count as readable, so the
+   next read reports what happened. */
+WSR__PRIVATE int wsr__wait_one(uintptr_t sock, int events, int timeout_ms) {
+    struct pollfd pfd;
+    int r;
+    if (sock == WSR_INVALID_SOCKET) {
+        if (timeout_ms > 0) poll(NULL, 0, timeout_ms);
+        return 0;
+    }
+    pfd.fd = (int)sock;
+    pfd.events = (short)(((events & WSR_POLL_IN) ? POLLIN : 0) | ((events & WSR_POLL_OUT) ? POLLOUT : 0));
+    pfd.revents = 0;
+    r = poll(&pfd, 1, timeout_ms);
+    if (r <= 0) return 0;
+    return ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) ? WSR_POLL_IN : 0) | ((pfd.revents & POLLOUT) ? WSR_POLL_OUT : 0);
+}
+#endif /* WSR__POSIX */
+
+/* ------------------------------------------------------------------------
+   Drivers: the poll loop for clients and for the server
+   ------------------------------------------------------------------------ */
+/* >>driver */
+
+WSR__PRIVATE void wsr__tcp_free(void *state, const wsr_allocator *a) {
+    wsr__tcp_close(state);
+    wsr__free(a, state);
+}
+
+WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err) {
+    wsr_client *c;
+    wsr_error e;
+    const wsr_allocator *a = cfg ? &cfg->allocator : NULL;
+    if (!cfg || !cfg->url) {
+        wsr__error_set(err, WSR_ERR_INVALID, 0, "configuration without a url");
+        return NULL;
+    }
+    c = (wsr_client *)wsr__alloc(a, sizeof *c);
+    if (!c) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); return NULL; }
+    memset(c, 0, sizeof *c);
+    c->cfg = *cfg;
+    c->alloc = cfg->allocator;
+    c->rand_fn = wsr__os_random;
+    /* Our own copies of every string, so the caller's may go away. */
+    c->cfg.url = wsr__strdup(a, cfg->url);
+    c->cfg.origin = wsr__strdup(a, cfg->origin);
+    c->cfg.subprotocols = wsr__strdup(a, cfg->subprotocols);
+    c->cfg.headers = wsr__strdup(a, cfg->headers);
+    if (!c->cfg.url || (cfg->origin && !c->cfg.origin) || (cfg->subprotocols && !c->cfg.subprotocols) ||
+        (cfg->headers && !c->cfg.headers)) {
+        wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL);
+        wsr_client_free(c);
+        return NULL;
+    }
+    if (wsr_url_parse(c->cfg.url, &c->url, &e) != WSR_OK) {
+        if (err) *err = e;
+        wsr_client_free(c);
+        return NULL;
+    }
+    if (c->url.secure) {
+        wsr__error_set(err, WSR_ERR_TLS_UNAVAILABLE, 0,
+                       "wss:// needs TLS, which is not compiled in (build with WSR_USE_MBEDTLS)");
+        wsr_client_free(c);
+        return NULL;
+    }
+    /* Check the request once now, so a bad header fails here and not later. */
+    {
+        char probe[1];
+        size_t n;
+        if (wsr_handshake_request(probe, 0, &n, &c->url, "x", c->cfg.origin, c->cfg.subprotocols,
+                                  c->cfg.headers) == WSR_ERR_INVALID) {
+            wsr__error_set(err, WSR_ERR_INVALID, 0, "bad header line in headers/origin/subprotocols");
+            wsr_client_free(c);
+            return NULL;
+        }
+    }
+    c->host = (char *)wsr__alloc(a, c->url.host_len + 1);
+    if (!c->host) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); wsr_client_free(c); return NULL; }
+    memcpy(c->host, c->url.host, c->url.host_len);
+    c->host[c->url.host_len] = '\0';
+    if (cfg->transport) {
+        c->tr = *cfg->transport;
+    } else {
+        wsr__tcp *t = (wsr__tcp *)wsr__alloc(a, sizeof *t);
+        if (!t) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); wsr_client_free(c); return NULL; }
+        memset(t, 0, sizeof *t);
+        t->fd = -1;
+        t->connect_timeout_ms = cfg->connect_timeout_ms;
+        c->tr_owned = t;
+        c->tr_free_fn = wsr__tcp_free;
+        c->tr.open_fn = wsr__tcp_open;
+        c->tr.connect_fn = wsr__tcp_connect;
+        c->tr.read_fn = wsr__tcp_read;
+        c->tr.write_fn = wsr__tcp_write;
+        c->tr.close_fn = wsr__tcp_close;
+        c->tr.socket_fn = wsr__tcp_socket;
+        c->tr.events_fn = wsr__tcp_events;
+        c->tr.self = t;
+    }
+    if (err) wsr__error_set(err, WSR_OK, 0, NULL);
+    return c;
+}
+
+WSR_API void wsr_client_free(wsr_client *c) {
+    wsr_allocator a;
+    if (!c) return;
+    a = c->alloc;
+    if (c->state != WSR_STATE_IDLE && c->state != WSR_STATE_CLOSED && c->tr.close_fn) c->tr.close_fn(c->tr.self);
+    if (c->tr_owned) c->tr_free_fn(c->tr_owned, &a);
+    wsr_proto_free(c->proto);
+    wsr__buf_free(&c->in, &a);
+    wsr__buf_free(&c->hs, &a);
+    wsr__buf_free(&c->queue, &a);
+    wsr__free(&a, (void *)c->cfg.url);
+    wsr__free(&a, (void *)c->cfg.origin);
+    wsr__free(&a, (void *)c->cfg.subprotocols);
+    wsr__free(&a, (void *)c->cfg.headers);
+    wsr__free(&a, c->host);
+    wsr__free(&a, c);
+}
+
+WSR_API wsr_err wsr_client_poll(wsr_client *c, int timeout_ms) {
+    uint64_t now;
+    int t, revents;
+    wsr_err r;
+    if (!c) return WSR_ERR_INVALID;
+    if (c->state == WSR_STATE_CLOSED) return WSR_OK;
+    /* First the work that needs no waiting: start an attempt, write what the
+       application queued since the last poll (all of it in one write), timers. */
+    now = wsr_now_ms();
+    if ((r = wsr__client_run(c, now, 0)) != WSR_OK || c->state == WSR_STATE_CLOSED) return r;
+    t = wsr_client_timeout_ms(c, now);
+    if (t < 0 || (timeout_ms >= 0 && timeout_ms < t)) t = timeout_ms;
+    revents = wsr__wait_one(wsr_client_socket(c), wsr_client_events(c), t);
+    return wsr__client_run(c, wsr_now_ms(), revents);
+}
+
+/* ---- server ---------------------------------------------------------------
+   One listening socket and an array of connections, all in one poll() call.
+   A connection that ends is marked dead, its socket closed and on_close
+   called at once; the memory is reclaimed at the end of wsr_server_poll, so
+   callbacks may use any wsr_conn they were given during the same poll. */
+
+typedef enum { WSR__CONN_HANDSHAKE, WSR__CONN_OPEN, WSR__CONN_CLOSING, WSR__CONN_DEAD } wsr__conn_state;
+
+struct wsr_conn {
+    wsr_server *srv;
+    int fd;
+    wsr__conn_state state;
+    wsr_proto *proto;
+    wsr__buf in;
+    wsr__buf hs;                  /* the 101 answer or a refusal, while it is written */
+    int refuse_after_write;       /* close as soon as hs is written (a refusal) */
+    char *path;
+    char subprotocol[64];
+    uint64_t deadline;
+    wsr_error error;
+    void *user;
+};
+
+struct wsr_server {
+    wsr_server_config cfg;
+    wsr_allocator alloc;
+    int lfd;
+    int port;
+    wsr_conn **conns;
+    size_t nconns, cap;
+    struct pollfd *pfds;
+    size_t pfd_cap;
+};
+
+WSR_API void wsr_server_config_init(wsr_server_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->max_message_size = WSR_DEFAULT_MAX_MESSAGE;
+    cfg->max_handshake_size = WSR_DEFAULT_MAX_HANDSHAKE;
+    cfg->conn_max_queued = (size_t)64 * 1024 * 1024;
+    cfg->max_connections = 1024;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->close_timeout_ms = 5000;
+}
+
+WSR__PRIVATE void wsr__server_log(wsr_server *s, int level, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+WSR__PRIVATE void wsr__server_log(wsr_server *s, int level, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    if (!s->cfg.log_fn) return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->cfg.log_fn(level, line, s->cfg.user);
+}
+
+WSR_API wsr_server *wsr_server_new(const wsr_server_config *cfg, wsr_error *err) {
+    wsr_server *s;
+    struct addrinfo hints, *ai = NULL, *it;
+    char service[8];
+    int gai, one = 1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    wsr_error e;
+    memset(&e, 0, sizeof e);
+    if (!cfg || cfg->port < 0 || cfg->port > 65535) {
+        wsr__error_set(err, WSR_ERR_INVALID, 0, "bad server configuration (port must be 0-65535)");
+        return NULL;
+    }
+    s = (wsr_server *)wsr__alloc(&cfg->allocator, sizeof *s);
+    if (!s) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); return NULL; }
+    memset(s, 0, sizeof *s);
+    s->cfg = *cfg;
+    s->alloc = cfg->allocator;
+    s->lfd = -1;
+    s->cfg.host = NULL;                    /* not kept: only used here */
+    s->cfg.subprotocols = wsr__strdup(&s->alloc, cfg->subprotocols);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(service, sizeof service, "%d", cfg->port);
+    gai = getaddrinfo(cfg->host && *cfg->host ? cfg->host : NULL, service, &hints, &ai);
+    if (gai != 0) {
+        wsr__gai_error(&e, gai, cfg->host ? cfg->host : "(any)");
+        goto fail;
+    }
+    for (it = ai; it; it = it->ai_next) {
+        s->lfd = socket(it->ai_family, it->ai_socktype, it->ai_protocol);
+        if (s->lfd < 0) { wsr__os_error(&e, errno, "socket"); continue; }
+        /* Lets a restarted server bind at once while old connections sit in TIME_WAIT. */
+        setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (wsr__posix_prepare(s->lfd) == 0 && bind(s->lfd, it->ai_addr, it->ai_addrlen) == 0 &&
+            listen(s->lfd, 128) == 0)
+            break;
+        wsr__os_error(&e, errno, "bind/listen");
+        close(s->lfd);
+        s->lfd = -1;
+    }
+    freeaddrinfo(ai);
+    if (s->lfd < 0) goto fail;
+    if (getsockname(s->lfd, (struct sockaddr *)&ss, &sl) == 0)
+        s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (err) wsr__error_set(err, WSR_OK, 0, NULL);
+    return s;
+fail:
+    if (err) *err = e;
+    wsr_server_free(s);
+    return NULL;
+}
+
+WSR_API int wsr_server_port(const wsr_server *s) { return s ? s->port : 0; }
+
+WSR_API size_t wsr_server_conn_count(const wsr_server *s) {
+    size_t i, n = 0;
+    for (i = 0; s && i < s->nconns; i++) n += s->conns[i]->state != WSR__CONN_DEAD;
+    return n;
+}
+
+WSR__PRIVATE void wsr__conn_free(wsr_conn *c) {
+    const wsr_allocator *a = &c->srv->alloc;
+    if (c->fd >= 0) close(c->fd);
+    wsr_proto_free(c->proto);
+    wsr__buf_free(&c->in, a);
+    wsr__buf_free(&c->hs, a);
+    wsr__free(a, c->path);
+    wsr__free(a, c);
+}
+
+/* Ends a connection: socket closed now, on_close (for connections that were
+   opened) once, memory later (see above). */
+WSR__PRIVATE void wsr__conn_end(wsr_conn *c, const wsr_error *why) {
+    int was_open = c->state == WSR__CONN_OPEN || c->state == WSR__CONN_CLOSING;
+    wsr_server *s = c->srv;
+    if (c->state == WSR__CONN_DEAD) return;
+    if (c->error.code == WSR_OK && why) c->error = *why;
+    if (c->error.close_code == 0) c->error.close_code = 1006;
+    c->state = WSR__CONN_DEAD;
+    if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+    wsr__server_log(s, WSR_LOG_INFO, "connection %s ended: %s", c->path ? c->path : "(handshake)", c->error.message);
+    if (was_open && s->cfg.on_close) s->cfg.on_close(c, &c->error, s->cfg.user);
+}
+
+/* Writes what a connection has pending. Returns 0 if it ended. */
+WSR__PRIVATE int wsr__conn_write(wsr_conn *c) {
+    wsr_error e;
+    memset(&e, 0, sizeof e);
+    for (;;) {
+        const unsigned char *data;
+        size_t n, put = 0;
+        wsr_err r;
+        int from_hs = wsr__buf_avail(&c->hs) > 0;
+        if (from_hs) { data = c->hs.data + c->hs.pos; n = wsr__buf_avail(&c->hs); }
+        else n = c->proto ? wsr_proto_pending(c->proto, &data) : 0;
+        if (n == 0) break;
+        r = wsr__posix_write(c->fd, data, n, &put, &e);
+        if (r == WSR_ERR_AGAIN) return 1;
+        if (r != WSR_OK) { e.close_code = 1006; wsr__conn_end(c, &e); return 0; }
+        if (from_hs) wsr__buf_consume(&c->hs, put);
+        else wsr_proto_written(c->proto, put);
+    }
+    if (c->refuse_after_write) { wsr__conn_end(c, NULL); return 0; }
+    /* §7.1.1: after the close handshake the server closes the TCP connection first. */
+    if (c->state == WSR__CONN_CLOSING && c->proto && wsr_proto_close_sent(c->proto) &&
+        wsr_proto_close_received(c->proto)) {
+        wsr__conn_end(c, NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* Parses the upgrade request; answers 101 or refuses. */
+WSR__PRIVATE void wsr__conn_handshake(wsr_conn *c) {
+    wsr_server *s = c->srv;
+    wsr_request req;
+    wsr_error e;
+    size_t n = 0;
+    wsr_err r = wsr_handshake_request_parse((const char *)c->in.data + c->in.pos, wsr__buf_avail(&c->in),
+                                            s->cfg.max_handshake_size, &req, &e);
+    if (r == WSR_ERR_AGAIN) return;
+    if (wsr__buf_reserve(&c->hs, &s->alloc, 512 + sizeof c->subprotocol) != WSR_OK) {
+        wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+        wsr__conn_end(c, &e);
+        return;
+    }
+    if (r != WSR_OK) {
+        wsr__server_log(s, WSR_LOG_WARN, "refused upgrade with %d: %s", req.status, e.message);
+        wsr_handshake_refusal((char *)c->hs.data, c->hs.cap, &n, req.status);
+        c->hs.len = n;
+        c->refuse_after_write = 1;
+        c->error = e;
+        wsr__buf_consume(&c->in, wsr__buf_avail(&c->in));
+        return;
+    }
+    c->path = (char *)wsr__alloc(&s->alloc, req.path_len + 1);
+    c->proto = wsr_proto_new(WSR_ROLE_SERVER, s->cfg.max_message_size, NULL, NULL, &s->alloc);
+    if (!c->path || !c->proto) {
+        wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+        wsr__conn_end(c, &e);
+        return;
+    }
+    memcpy(c->path, req.path, req.path_len);
+    c->path[req.path_len] = '\0';
+    wsr_subprotocol_choose(s->cfg.subprotocols, req.protocols, req.protocols_len, c->subprotocol,
+                           sizeof c->subprotocol);
+    wsr_handshake_response((char *)c->hs.data, c->hs.cap, &n, req.key, req.key_len, c->subprotocol);
+    c->hs.len = n;
+    wsr__buf_consume(&c->in, req.head_len);   /* frames may follow the head at once */
+    c->state = WSR__CONN_OPEN;
+    c->deadline = 0;
+    if (s->cfg.on_open) s->cfg.on_open(c, s->cfg.user);
+}
+
+WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev, uint64_t now) {
+    wsr_server *s = c->srv;
+    if (ev->type == WSR_EVENT_MESSAGE && c->state == WSR__CONN_OPEN && s->cfg.on_message) {
+        s->cfg.on_message(c, ev->msg_type, ev->data, ev->len, s->cfg.user);
+    } else if (ev->type == WSR_EVENT_CLOSE) {
+        if (c->state == WSR__CONN_OPEN) {
+            wsr_error e;
+            size_t rl = WSR__MIN(ev->len, (size_t)WSR_MAX_CLOSE_REASON);
+            wsr__error_set(&e, WSR_ERR_PEER_CLOSED, 0, "client closed the connection with code %d", ev->close_code);
+            e.close_code = ev->close_code;
+            memcpy(e.close_reason, ev->data, rl);
+            e.close_reason[rl] = '\0';
+            c->error = e;
+            c->state = WSR__CONN_CLOSING;
+            c->deadline = now + (uint64_t)(s->cfg.close_timeout_ms > 0 ? s->cfg.close_timeout_ms : 0);
+        } else {
+            c->error.close_code = ev->close_code;
+        }
+    }
+}
+
+/* Reads and handles everything a connection has. */
+WSR__PRIVATE void wsr__conn_read(wsr_conn *c, uint64_t now) {
+    wsr_server *s = c->srv;
+    wsr_error e;
+    int rounds;
+    memset(&e, 0, sizeof e);
+    for (rounds = 0; rounds < 16 && c->state != WSR__CONN_DEAD && !c->refuse_after_write; rounds++) {
+        size_t got = 0;
+        wsr_err r;
+        if (wsr__buf_reserve(&c->in, &s->alloc, c->state == WSR__CONN_HANDSHAKE ? 4096 : 65536) != WSR_OK) {
+            wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+            wsr__conn_end(c, &e);
+            return;
+        }
+        r = wsr__posix_read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, &got, &e);
+        if (r == WSR_ERR_AGAIN) return;
+        if (r != WSR_OK) {
+            if (!(r == WSR_ERR_EOF && c->proto && wsr_proto_close_sent(c->proto) && wsr_proto_close_received(c->proto)))
+                e.close_code = 1006;
+            else
+                memset(&e, 0, sizeof e);
+            wsr__conn_end(c, &e);
+            return;
+        }
+        c->in.len += got;
+        if (c->state == WSR__CONN_HANDSHAKE) {
+            wsr__conn_handshake(c);
+            if (c->state == WSR__CONN_HANDSHAKE) continue;
+        }
+        while (c->state == WSR__CONN_OPEN || c->state == WSR__CONN_CLOSING) {
+            wsr_event ev;
+            size_t used = 0;
+            r = wsr_proto_parse(c->proto, c->in.data + c->in.pos, wsr__buf_avail(&c->in), &used, &ev, &e);
+            wsr__buf_consume(&c->in, used);
+            if (r != WSR_OK) {
+                c->error = e;
+                wsr__conn_write(c);          /* the close frame with the code, if the socket takes it */
+                wsr__conn_end(c, &e);
+                return;
+            }
+            if (ev.type == WSR_EVENT_NONE) break;
+            wsr__conn_event(c, &ev, now);
+        }
+    }
+}
+
+/* Accepts every pending connection. Over max_connections, the newcomer
+   gets a 503 and is closed. */
+WSR__PRIVATE void wsr__server_accept(wsr_server *s, uint64_t now) {
+    for (;;) {
+        wsr_conn *c;
+        int one = 1, fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            return;   /* EAGAIN, or an error on one pending connection: try again next poll */
+        }
+        if (wsr__posix_prepare(fd) < 0) { close(fd); continue; }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (s->nconns == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 16;
+            wsr_conn **n = (wsr_conn **)wsr__realloc(&s->alloc, s->conns, s->cap * sizeof *n, cap * sizeof *n);
+            if (!n) { close(fd); continue; }
+            s->conns = n;
+            s->cap = cap;
+        }
+        c = (wsr_conn *)wsr__alloc(&s->alloc, sizeof *c);
+        if (!c) { close(fd); continue; }
+        memset(c, 0, sizeof *c);
+        c->srv = s;
+        c->fd = fd;
+        c->state = WSR__CONN_HANDSHAKE;
+        c->deadline = s->cfg.handshake_timeout_ms > 0 ? now + (uint64_t)s->cfg.handshake_timeout_ms : 0;
+        s->conns[s->nconns++] = c;
+        if (s->cfg.max_connections > 0 && wsr_server_conn_count(s) > (size_t)s->cfg.max_connections) {
+            size_t n = 0;
+            if (wsr__buf_reserve(&c->hs, &s->alloc, 256) == WSR_OK) {
+                wsr_handshake_refusal((char *)c->hs.data, c->hs.cap, &n, 503);
+                c->hs.len = n;
+            }
+            c->refuse_after_write = 1;
+            wsr__error_set(&c->error, WSR_ERR_STATE, 0, "connection limit reached");
+        }
+    }
+}
+
+WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
+    size_t i, n;
+    int r;
+    uint64_t now, next = 0;
+    if (!s) return WSR_ERR_INVALID;
+    if (s->pfd_cap < s->nconns + 1) {
+        size_t cap = (s->nconns + 1) * 2;
+        struct pollfd *p = (struct pollfd *)wsr__realloc(&s->alloc, s->pfds, s->pfd_cap * sizeof *p, cap * sizeof *p);
+        if (!p) return WSR_ERR_NOMEM;
+        s->pfds = p;
+        s->pfd_cap = cap;
+    }
+    /* Slot 0 is the listener; slot i+1 is conns[i]. */
+    s->pfds[0].fd = s->lfd;
+    s->pfds[0].events = POLLIN;
+    s->pfds[0].revents = 0;
+    for (i = 0; i < s->nconns; i++) {
+        wsr_conn *c = s->conns[i];
+        const unsigned char *d;
+        s->pfds[i + 1].fd = c->fd;
+        s->pfds[i + 1].events = (short)(POLLIN | ((wsr__buf_avail(&c->hs) || (c->proto && wsr_proto_pending(c->proto, &d)))
+                                                     ? POLLOUT : 0));
+        s->pfds[i + 1].revents = 0;
+        if (c->deadline && (!next || c->deadline < next)) next = c->deadline;
+    }
+    n = s->nconns;
+    now = wsr_now_ms();
+    if (next) {
+        int t = next <= now ? 0 : (int)WSR__MIN(next - now, (uint64_t)0x7FFFFFFF);
+        if (timeout_ms < 0 || t < timeout_ms) timeout_ms = t;
+    }
+    r = poll(s->pfds, (nfds_t)(n + 1), timeout_ms);
+    now = wsr_now_ms();
+    if (r < 0 && errno != EINTR) {
+        wsr_error e;
+        return wsr__os_error(&e, errno, "poll");
+    }
+    for (i = 0; r > 0 && i < n; i++) {
+        wsr_conn *c = s->conns[i];
+        short re = s->pfds[i + 1].revents;
+        if (c->state == WSR__CONN_DEAD) continue;
+        if (re & (POLLIN | POLLHUP | POLLERR)) wsr__conn_read(c, now);
+    }
+    if (r > 0 && (s->pfds[0].revents & POLLIN)) wsr__server_accept(s, now);
+    /* Write everything pending (replies queued while reading, sends from callbacks), check timers. */
+    for (i = 0; i < s->nconns; i++) {
+        wsr_conn *c = s->conns[i];
+        if (c->state == WSR__CONN_DEAD) continue;
+        if (!wsr__conn_write(c)) continue;
+        if (c->state == WSR__CONN_CLOSING && !c->deadline && s->cfg.close_timeout_ms > 0)
+            c->deadline = now + (uint64_t)s->cfg.close_timeout_ms;
+        if (c->deadline && now >= c->deadline) {
+            wsr_error e;
+            if (c->state == WSR__CONN_HANDSHAKE)
+                wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "no upgrade request within handshake_timeout_ms");
+            else
+                wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "close handshake timed out");
+            e.close_code = 1006;
+            wsr__conn_end(c, &e);
+        }
+    }
+    /* Reclaim dead connections, keeping the order of the others. */
+    for (i = 0, n = 0; i < s->nconns; i++) {
+        if (s->conns[i]->state == WSR__CONN_DEAD) wsr__conn_free(s->conns[i]);
+        else s->conns[n++] = s->conns[i];
+    }
+    s->nconns = n;
+    return WSR_OK;
+}
+
+WSR_API void wsr_server_free(wsr_server *s) {
+    size_t i;
+    if (!s) return;
+    for (i = 0; i < s->nconns; i++) wsr__conn_free(s->conns[i]);
+    if (s->lfd >= 0) close(s->lfd);
+    wsr__free(&s->alloc, s->conns);
+    wsr__free(&s->alloc, s->pfds);
+    wsr__free(&s->alloc, (void *)s->cfg.subprotocols);
+    wsr__free(&s->alloc, s);
+}
+
+WSR_API wsr_err wsr_conn_send(wsr_conn *c, wsr_msg_type type, const void *data, size_t len) {
+    const unsigned char *d;
+    if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
+    if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
+    if (wsr_proto_pending(c->proto, &d) + len > c->srv->cfg.conn_max_queued) return WSR_ERR_QUEUE_FULL;
+    return wsr_proto_send(c->proto, (int)type, data, len, c->srv->cfg.send_fragment_size);
+}
+
+WSR_API wsr_err wsr_conn_send_ping(wsr_conn *c, const void *data, size_t len) {
+    if (!c || (len && !data) || len > WSR_MAX_CONTROL_PAYLOAD) return WSR_ERR_INVALID;
+    if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
+    return wsr_proto_send(c->proto, WSR_OP_PING, data, len, 0);
+}
+
+WSR_API wsr_err wsr_conn_close(wsr_conn *c, int code, const char *reason) {
+    wsr_err r;
+    size_t rl = reason ? strlen(reason) : 0;
+    if (!c) return WSR_ERR_INVALID;
+    if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
+    if ((r = wsr_proto_close(c->proto, code, reason, rl)) != WSR_OK) return r;
+    wsr__error_set(&c->error, WSR_ERR_CLOSED, 0, "closed by the server application (code %d)", code);
+    c->error.close_code = code;
+    c->state = WSR__CONN_CLOSING;
+    c->deadline = 0;                       /* set at the next poll */
+    return WSR_OK;
+}
+
+WSR_API wsr_err wsr_server_broadcast(wsr_server *s, wsr_msg_type type, const void *data, size_t len) {
+    size_t i;
+    wsr_err first = WSR_OK;
+    if (!s) return WSR_ERR_INVALID;
+    for (i = 0; i < s->nconns; i++) {
+        wsr_err r;
+        if (s->conns[i]->state != WSR__CONN_OPEN) continue;
+        r = wsr_conn_send(s->conns[i], type, data, len);
+        if (r != WSR_OK && first == WSR_OK) first = r;
+    }
+    return first;
+}
+
+WSR_API wsr_server *wsr_conn_server(const wsr_conn *c) { return c->srv; }
+WSR_API const char *wsr_conn_path(const wsr_conn *c) { return c->path ? c->path : ""; }
+WSR_API const char *wsr_conn_subprotocol(const wsr_conn *c) { return c->subprotocol; }
+WSR_API void wsr_conn_set_user(wsr_conn *c, void *user) { c->user = user; }
+WSR_API void *wsr_conn_user(const wsr_conn *c) { return c->user; }
+WSR_API size_t wsr_conn_queued_bytes(const wsr_conn *c) {
+    const unsigned char *d;
+    return c->proto ? wsr_proto_pending(c->proto, &d) : 0;
+}
+
+#endif /* WSR__IMPLEMENTATION_ONCE */
+#endif /* WSR_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the ws_reconnect.h authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication for the benefit of the public at large and to
+the detriment of our heirs and successors. We intend this dedication to be an
+overt act of relinquishment in perpetuity of all present and future rights to
+this software under copyright law.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN
+ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+------------------------------------------------------------------------------
+*/
