@@ -380,7 +380,9 @@ WSR_API size_t wsr_conn_queued_bytes(const wsr_conn *conn);
 /* >>sansio */
 
 /* Parsed URL. host and path point into the string given to wsr_url_parse
-   (borrowed from it). path is the request target with its query ("/" if none). */
+   (borrowed from it). path is the path with its query as written, "/" when
+   the URL has neither; a bare query ("ws://h?x=1") keeps path "?x=1", and
+   wsr_handshake_request() sends it as "/?x=1". */
 typedef struct wsr_url {
     int secure;                   /* 1 for wss:// */
     int port;                     /* explicit or 80 / 443 */
@@ -448,8 +450,9 @@ typedef struct wsr_event {
    to a byte buffer you drain. It never touches a socket or a clock. */
 typedef struct wsr_proto wsr_proto;
 
-/* rand_fn fills buf with n unpredictable bytes (mask keys; clients only).
-   Returns NULL when out of memory. alloc may be NULL. */
+/* rand_fn fills buf with n unpredictable bytes for mask keys; a client
+   proto needs one (NULL gives NULL), a server proto ignores it. Returns NULL
+   when out of memory. alloc may be NULL. */
 WSR_API wsr_proto *wsr_proto_new(wsr_role role, size_t max_message_size,
                                  void (*rand_fn)(void *buf, size_t n, void *user), void *rand_user,
                                  const wsr_allocator *alloc);
@@ -1596,7 +1599,7 @@ WSR__PRIVATE long long wsr__http_date(const char *s, size_t n) {
     if (mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1970) return -1;
     /* Days since 1970-01-01 for a proleptic Gregorian date (March-based year). */
     {
-        int y = year - (mon < 2), mp = (mon + 9) % 12;
+        int y = year - (mon < 2), mp = (mon + 10) % 12;   /* months from March; mon is 0-based */
         long long era = y / 400, yoe = y - era * 400;
         long long doy = (153 * mp + 2) / 5 + day - 1;
         long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
@@ -1612,6 +1615,8 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
     const char *name, *value, *p;
     int got_upgrade = 0, got_connection = 0, got_accept = 0, status, r;
     char accept[29];
+    wsr_error scratch;
+    if (!err) err = &scratch;             /* err is optional */
     memset(res, 0, sizeof *res);
     res->retry_after_s = -1;
     res->retry_after_date = -1;
@@ -1704,6 +1709,8 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
     size_t head_len, pos, nl, vl;
     const char *name, *value, *sp1, *sp2, *eol;
     int got_upgrade = 0, got_connection = 0, r;
+    wsr_error scratch;
+    if (!err) err = &scratch;             /* err is optional */
     memset(req, 0, sizeof *req);
     req->version = -1;
     if (!max_head) max_head = WSR_DEFAULT_MAX_HANDSHAKE;
@@ -1724,7 +1731,7 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
     if (!sp1 || !sp2 || sp1 - head != 3 || memcmp(head, "GET", 3) != 0 || sp2 == sp1 + 1 ||
         (size_t)(eol - sp2 - 1) != 8 || memcmp(sp2 + 1, "HTTP/1.1", 8) != 0 || sp1[1] != '/') {
         wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "not an HTTP/1.1 GET request: '%.40s'", head);
-        if (err) err->http_status = 400;
+        err->http_status = 400;
         return WSR_ERR_HANDSHAKE;
     }
     req->path = sp1 + 1;
@@ -1765,7 +1772,7 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
         if (err) wsr__error_set(err, WSR_OK, 0, NULL);
         return WSR_OK;
     }
-    if (err) err->http_status = req->status;
+    err->http_status = req->status;
     return WSR_ERR_HANDSHAKE;
 }
 

@@ -18,13 +18,13 @@ static const char *wsr_test_current = "";
 
 #if defined(__GNUC__) || defined(__clang__)
 #define WSR_TEST_CTOR __attribute__((constructor))
-#define TEST(name)                                                          \
-    static void test_##name(void);                                          \
-    WSR_TEST_CTOR static void test_reg_##name(void) {                       \
-        wsr_test_list[wsr_test_count].name = #name;                         \
-        wsr_test_list[wsr_test_count++].fn = test_##name;                   \
+#define TEST(tname)                                                         \
+    static void test_##tname(void);                                         \
+    WSR_TEST_CTOR static void test_reg_##tname(void) {                      \
+        wsr_test_list[wsr_test_count].name = #tname;                        \
+        wsr_test_list[wsr_test_count++].fn = test_##tname;                  \
     }                                                                       \
-    static void test_##name(void)
+    static void test_##tname(void)
 #else
 #error "tests need GCC or Clang (constructor attribute)"
 #endif
