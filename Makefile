@@ -19,7 +19,7 @@ EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
 COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split
 
-.PHONY: all test demo clean tools examples
+.PHONY: all test test-valgrind demo clean tools examples
 all: tools examples
 tools: $(TOOLS)
 examples: $(EXAMPLES)
@@ -49,11 +49,23 @@ $(B)/compile_static: tests/compile_static_a.c tests/compile_static_b.c $(HEADER)
 $(B)/compile_split: tests/compile_split_decl.c tests/compile_split_impl.c $(HEADER) | $(B)
 	$(CC) $(STD_C) $(CFLAGS) -I. tests/compile_split_decl.c tests/compile_split_impl.c -o $@ $(LDLIBS)
 
+# The same tests built with AddressSanitizer and UndefinedBehaviorSanitizer:
+# any report aborts the program, which the runner counts as a failure.
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ASAN_TESTS = $(patsubst tests/%.c,$(B)/asan/%,$(TEST_SRC))
+$(B)/asan/%: tests/%.c $(HEADER) tests/wsr_test.h | $(B)
+	@mkdir -p $(B)/asan
+	$(CC) $(STD_C) -O1 -g $(SAN) -I. $< -o $@ $(LDLIBS)
+
 $(B):
 	@mkdir -p $(B)
 
-test: $(COMPILE_TESTS) $(TESTS) $(EXAMPLES) $(TOOLS)
-	@tests/run.sh $(COMPILE_TESTS) $(TESTS)
+test: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(EXAMPLES) $(TOOLS)
+	@tests/run.sh $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS)
+
+# Slower: every test under valgrind (leaks and uninitialised reads).
+test-valgrind: $(TESTS)
+	@WSR_TEST_WRAP="valgrind -q --error-exitcode=9 --leak-check=full" tests/run.sh $(TESTS)
 
 demo: $(B)/tools/wsr-echo $(B)/examples/demo_client
 	@tools/demo.sh $(B)

@@ -262,7 +262,7 @@ typedef struct wsr_client_config {
     /* Callbacks (any may be NULL); all run inside wsr_client_poll/step. */
     wsr_client_open_fn on_open;         /* connection open; subprotocol borrowed ("" if none) */
     wsr_client_message_fn on_message;   /* whole message; data borrowed */
-    wsr_client_close_fn on_close;       /* an attempt or connection ended; why borrowed */
+    wsr_client_close_fn on_close;       /* once per attempt that started, however it ended; why borrowed */
     wsr_client_state_fn on_state;       /* every state change */
     wsr_client_pong_fn on_pong;         /* a pong arrived; payload borrowed */
     void *user;                         /* passed to every callback */
@@ -1144,7 +1144,7 @@ WSR_API int wsr_proto_close_sent(const wsr_proto *p) { return p->close_sent; }
 WSR_API int wsr_proto_close_received(const wsr_proto *p) { return p->close_received; }
 
 WSR_API size_t wsr_proto_pending(const wsr_proto *p, const unsigned char **data) {
-    if (data) *data = p->out.data + p->out.pos;
+    if (data) *data = p->out.data ? p->out.data + p->out.pos : p->out.data;
     return wsr__buf_avail(&p->out);
 }
 
@@ -2037,7 +2037,13 @@ WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
                           ev->close_code == 1013 || ev->close_code == 1005;
             wsr__client_set_error(c, &e);
         } else {
-            c->error.close_code = ev->close_code;   /* the server's answer to our close */
+            /* The server answered our close: the handshake is complete. Until
+               now the error was left unset, so that a timeout or a dropped
+               link during our close is reported as what it is (1006). */
+            wsr_error e;
+            wsr__error_set(&e, WSR_ERR_CLOSED, 0, "closed by the application (server answered %d)", ev->close_code);
+            e.close_code = ev->close_code;
+            wsr__client_set_error(c, &e);
         }
         if (c->state == WSR_STATE_OPEN) {
             wsr__client_to(c, WSR_STATE_CLOSING);
@@ -2247,8 +2253,9 @@ WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason) {
     wsr__error_set(&e, WSR_ERR_CLOSED, 0, "closed by the application (code %d)", code);
     e.close_code = code;
     if (c->state == WSR_STATE_OPEN) {
+        /* The error is recorded when the server answers (see
+           wsr__client_event); if it never does, the timeout is the error. */
         if ((r = wsr_proto_close(c->proto, code, reason, rl)) != WSR_OK) return r;
-        wsr__client_set_error(c, &e);
         wsr__client_to(c, WSR_STATE_CLOSING);   /* the close timer starts on the next step */
         c->deadline = 0;
         return WSR_OK;
@@ -2933,6 +2940,10 @@ WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev, uint64_t now
             c->state = WSR__CONN_CLOSING;
             c->deadline = now + (uint64_t)(s->cfg.close_timeout_ms > 0 ? s->cfg.close_timeout_ms : 0);
         } else {
+            /* The client answered our close; recorded only now so that a
+               client that never answers is reported as a timeout. */
+            wsr__error_set(&c->error, WSR_ERR_CLOSED, 0, "closed by the server application (client answered %d)",
+                           ev->close_code);
             c->error.close_code = ev->close_code;
         }
     }
@@ -3124,8 +3135,6 @@ WSR_API wsr_err wsr_conn_close(wsr_conn *c, int code, const char *reason) {
     if (!c) return WSR_ERR_INVALID;
     if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
     if ((r = wsr_proto_close(c->proto, code, reason, rl)) != WSR_OK) return r;
-    wsr__error_set(&c->error, WSR_ERR_CLOSED, 0, "closed by the server application (code %d)", code);
-    c->error.close_code = code;
     c->state = WSR__CONN_CLOSING;
     c->deadline = 0;                       /* set at the next poll */
     return WSR_OK;

@@ -8,7 +8,8 @@ limit=${WSR_TEST_TIMEOUT:-300}
 total_pass=0 total_fail=0
 for prog in "$@"; do
   out=$(mktemp)
-  timeout -k 5 "$limit" "$prog" >"$out" 2>&1
+  # shellcheck disable=SC2086
+  timeout -k 5 "$limit" ${WSR_TEST_WRAP:-} "$prog" >"$out" 2>&1
   rc=$?
   summary=$(tr -d '\r' <"$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
   if [ -n "$summary" ]; then
@@ -19,7 +20,7 @@ for prog in "$@"; do
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crash, timeout or exit code without counted failure
   tr -d '\r' <"$out" | grep -vE '^[0-9]+ passed, [0-9]+ failed$'
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then echo "$prog: timed out after ${limit}s"; fi
-  printf '%-28s %6d passed, %d failed%s\n' "$(basename "$prog")" "$p" "$f" \
+  printf '%-28s %6d passed, %d failed%s\n' "${prog#*/}" "$p" "$f" \
     "$([ "$rc" -ne 0 ] && echo " (exit $rc)")"
   total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
   rm -f "$out"
