@@ -745,6 +745,42 @@ TEST(subprotocol_negotiation) {
     wsr_server_free(s);
 }
 
+/* IPv6: a server bound to ::1 and a client with a bracketed literal. The
+   Host header must carry the brackets and the address family must follow
+   what getaddrinfo returns. */
+TEST(ipv6_loopback) {
+    srv_rec sr;
+    cli_rec cr;
+    wsr_server_config scfg;
+    wsr_client_config cfg;
+    wsr_error err;
+    wsr_server *s;
+    wsr_client *c;
+    char url[128];
+    memset(&sr, 0, sizeof sr);
+    memset(&cr, 0, sizeof cr);
+    wsr_server_config_init(&scfg);
+    scfg.host = "::1";
+    scfg.on_open = s_open;
+    scfg.on_close = s_close;
+    scfg.on_message = s_message;
+    scfg.user = &sr;
+    sr.echo = 1;
+    s = wsr_server_new(&scfg, &err);
+    if (!s) { printf("  ::1 not available here: %s\n", err.message); CHECK(0); return; }
+    client_cfg(&cfg, &cr, url, sizeof url, wsr_server_port(s), "/v6");
+    snprintf(url, sizeof url, "ws://[::1]:%d/v6", wsr_server_port(s));
+    if (!(c = client_new(&cfg))) { CHECK(0); wsr_server_free(s); return; }
+    CHECK_EQ_INT(wsr_send_text(c, "six", 3), WSR_OK);
+    PUMP_UNTIL(cr.messages == 1 || cr.closes, 3000, poll2(c, s));
+    CHECK_EQ_INT(cr.messages, 1);
+    CHECK(cr.msg_len == 3 && cr.msg && memcmp(cr.msg, "six", 3) == 0);
+    CHECK_EQ_STR(sr.path, "/v6");
+    free(cr.msg);
+    wsr_client_free(c);
+    wsr_server_free(s);
+}
+
 TEST(server_sees_path_with_query) {
     srv_rec sr;
     cli_rec cr;
