@@ -551,8 +551,9 @@ WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int st
    ------------------------------------------------------------------------ */
 /* >>config */
 
-#include <string.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #if !defined(WSR_MALLOC) && !defined(WSR_REALLOC) && !defined(WSR_FREE)
 #  include <stdlib.h>
@@ -618,7 +619,6 @@ WSR__PRIVATE void wsr__error_set(wsr_error *err, wsr_err code, int os_error, con
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-#include <stdarg.h>
 WSR__PRIVATE void wsr__error_set(wsr_error *err, wsr_err code, int os_error, const char *fmt, ...) {
     if (!err) return;
     memset(err, 0, sizeof *err);
@@ -632,6 +632,22 @@ WSR__PRIVATE void wsr__error_set(wsr_error *err, wsr_err code, int os_error, con
     } else {
         snprintf(err->message, sizeof err->message, "%s", wsr_strerror(code));
     }
+}
+
+/* Formats one log line and hands it to the application's log_fn, if any. */
+WSR__PRIVATE void wsr__log(wsr_log_fn fn, void *user, int level, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+WSR__PRIVATE void wsr__log(wsr_log_fn fn, void *user, int level, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    if (!fn) return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fn(level, line, user);
 }
 
 /* Memory goes through the run-time allocator when one is set, else through
@@ -1866,27 +1882,12 @@ WSR__PRIVATE void wsr__client_set_error(wsr_client *c, const wsr_error *e) {
     if (c->error.code == WSR_OK) c->error = *e;
 }
 
-WSR__PRIVATE void wsr__client_log(wsr_client *c, int level, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-WSR__PRIVATE void wsr__client_log(wsr_client *c, int level, const char *fmt, ...) {
-    char line[256];
-    va_list ap;
-    if (!c->cfg.log_fn) return;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    c->cfg.log_fn(level, line, c->cfg.user);
-}
-
 /* The one place the state changes, so on_state sees every transition. */
 WSR__PRIVATE void wsr__client_to(wsr_client *c, wsr_state to) {
     wsr_state from = c->state;
     if (from == to) return;
     c->state = to;
-    wsr__client_log(c, WSR_LOG_DEBUG, "state %s -> %s", wsr_state_name(from), wsr_state_name(to));
+    wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_DEBUG, "state %s -> %s", wsr_state_name(from), wsr_state_name(to));
     if (c->cfg.on_state) c->cfg.on_state(c, from, to, c->cfg.user);
 }
 
@@ -1904,7 +1905,7 @@ WSR__PRIVATE void wsr__client_finish(wsr_client *c) {
     c->deadline = 0;
     if (c->error.close_code == 0) c->error.close_code = 1006;   /* §7.1.5: no close frame */
     why = c->error;
-    wsr__client_log(c, WSR_LOG_INFO, "connection ended: %s (close code %d)", why.message, why.close_code);
+    wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "connection ended: %s (close code %d)", why.message, why.close_code);
     wsr__client_to(c, WSR_STATE_CLOSED);
     if (c->cfg.on_close) c->cfg.on_close(c, &why, c->cfg.user);
 }
@@ -1927,7 +1928,7 @@ WSR__PRIVATE wsr_err wsr__client_start(wsr_client *c, uint64_t now) {
     c->rand_fn(raw, sizeof raw, NULL);
     wsr_base64_encode(raw, sizeof raw, c->key);
     wsr__client_to(c, WSR_STATE_CONNECTING);
-    wsr__client_log(c, WSR_LOG_INFO, "connecting to %s port %d", c->host, c->url.port);
+    wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "connecting to %s port %d", c->host, c->url.port);
     memset(&e, 0, sizeof e);
     if (c->tr.open_fn(c->tr.self, c->host, c->url.port, now, &e) != WSR_OK) return wsr__client_fail(c, &e);
     return WSR_OK;
@@ -1985,7 +1986,7 @@ WSR__PRIVATE wsr_err wsr__client_open(wsr_client *c, const wsr_handshake_result 
     wsr__buf_consume(&c->in, res->head_len);    /* what follows the head are frames */
     c->deadline = 0;
     wsr__client_to(c, WSR_STATE_OPEN);
-    wsr__client_log(c, WSR_LOG_INFO, "open%s%s", c->subprotocol[0] ? ", subprotocol " : "", c->subprotocol);
+    wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "open%s%s", c->subprotocol[0] ? ", subprotocol " : "", c->subprotocol);
     if (c->cfg.on_open) c->cfg.on_open(c, c->subprotocol, c->cfg.user);
     return WSR_OK;
 }
@@ -2751,21 +2752,6 @@ WSR_API void wsr_server_config_init(wsr_server_config *cfg) {
     cfg->close_timeout_ms = 5000;
 }
 
-WSR__PRIVATE void wsr__server_log(wsr_server *s, int level, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-WSR__PRIVATE void wsr__server_log(wsr_server *s, int level, const char *fmt, ...) {
-    char line[256];
-    va_list ap;
-    if (!s->cfg.log_fn) return;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    s->cfg.log_fn(level, line, s->cfg.user);
-}
-
 WSR_API wsr_server *wsr_server_new(const wsr_server_config *cfg, wsr_error *err) {
     wsr_server *s;
     struct addrinfo hints, *ai = NULL, *it;
@@ -2850,7 +2836,7 @@ WSR__PRIVATE void wsr__conn_end(wsr_conn *c, const wsr_error *why) {
     if (c->error.close_code == 0) c->error.close_code = 1006;
     c->state = WSR__CONN_DEAD;
     if (c->fd >= 0) { close(c->fd); c->fd = -1; }
-    wsr__server_log(s, WSR_LOG_INFO, "connection %s ended: %s", c->path ? c->path : "(handshake)", c->error.message);
+    wsr__log(s->cfg.log_fn, s->cfg.user, WSR_LOG_INFO, "connection %s ended: %s", c->path ? c->path : "(handshake)", c->error.message);
     if (was_open && s->cfg.on_close) s->cfg.on_close(c, &c->error, s->cfg.user);
 }
 
@@ -2897,7 +2883,7 @@ WSR__PRIVATE void wsr__conn_handshake(wsr_conn *c) {
         return;
     }
     if (r != WSR_OK) {
-        wsr__server_log(s, WSR_LOG_WARN, "refused upgrade with %d: %s", req.status, e.message);
+        wsr__log(s->cfg.log_fn, s->cfg.user, WSR_LOG_WARN, "refused upgrade with %d: %s", req.status, e.message);
         wsr_handshake_refusal((char *)c->hs.data, c->hs.cap, &n, req.status);
         c->hs.len = n;
         c->refuse_after_write = 1;
