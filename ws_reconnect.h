@@ -534,6 +534,38 @@ WSR_API wsr_err wsr_handshake_response(char *out, size_t cap, size_t *len, const
 /* Writes a refusal (400, 426 with Sec-WebSocket-Version: 13, or another status). */
 WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int status);
 
+/* ---- reconnection policy, as pure functions ------------------------------ */
+
+/* How the wait before a reconnect is randomised, so that many clients that
+   lost the same server do not all come back in the same millisecond. */
+typedef enum wsr_jitter {
+    WSR_JITTER_NONE = 0,       /* exactly the exponential value */
+    WSR_JITTER_FULL,           /* uniform in [0, value] */
+    WSR_JITTER_EQUAL,          /* uniform in [value/2, value] */
+    WSR_JITTER_DECORRELATED    /* uniform in [initial, previous * factor], capped */
+} wsr_jitter;
+
+typedef struct wsr_backoff {
+    int initial_ms;            /* wait before the first retry */
+    int max_ms;                /* no wait is longer than this */
+    double factor;             /* each wait is this many times the one before (>= 1) */
+    wsr_jitter jitter;
+} wsr_backoff;
+
+/* The wait before retry number `attempt` (1 for the first retry):
+   min(max_ms, initial_ms * factor^(attempt-1)), then randomised by the
+   jitter mode with rnd, a uniformly random 32-bit value the caller draws
+   (tests pass fixed values). prev_ms is the previous wait (decorrelated
+   jitter only; 0 for the first). Never negative, never above max_ms. */
+WSR_API int wsr_backoff_delay(const wsr_backoff *b, int attempt, int prev_ms, uint32_t rnd);
+
+/* Would another connection attempt be worth making after this error?
+   1: yes (network failures, timeouts, HTTP 408/429/5xx, close codes 1000
+   from the server, 1001, 1005, 1006, 1011-1014 and 3000-4999); 0: no (our own
+   close, a bad URL or configuration, TLS not compiled in, HTTP 4xx, a peer
+   that broke the protocol, close codes 1002, 1003, 1007-1010). */
+WSR_API int wsr_error_retryable(const wsr_error *e);
+
 #ifdef __cplusplus
 }
 #endif
@@ -1849,6 +1881,64 @@ WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int st
    Connection policy (sans-I/O): the client state machine and its timers
    ------------------------------------------------------------------------ */
 /* >>policy */
+
+WSR_API int wsr_backoff_delay(const wsr_backoff *b, int attempt, int prev_ms, uint32_t rnd) {
+    double v = b->initial_ms > 0 ? b->initial_ms : 0;
+    double factor = b->factor >= 1.0 ? b->factor : 1.0;
+    int cap = b->max_ms > 0 ? b->max_ms : 0x7FFFFFFF, base, i;
+    /* Multiply step by step and stop at the cap: factor^attempt alone
+       would overflow long before a client gives up. */
+    for (i = 1; i < attempt && v < cap; i++) v *= factor;
+    base = v >= cap ? cap : (int)v;
+    switch (b->jitter) {
+    case WSR_JITTER_FULL:
+        return (int)(rnd % ((uint32_t)base + 1));
+    case WSR_JITTER_EQUAL: {
+        int half = base / 2;
+        return base - half + (int)(rnd % ((uint32_t)half + 1));
+    }
+    case WSR_JITTER_DECORRELATED: {
+        /* Each wait is drawn between the initial wait and a multiple of the
+           previous one, so waits grow on average but not in lockstep. */
+        int lo = b->initial_ms > 0 ? b->initial_ms : 0;
+        double hi_d = (prev_ms > lo ? prev_ms : lo) * factor;
+        int hi = hi_d >= cap ? cap : (int)hi_d;
+        if (lo > cap) lo = cap;
+        if (hi < lo) hi = lo;
+        return lo + (int)(rnd % ((uint32_t)(hi - lo) + 1));
+    }
+    default:
+        return base;
+    }
+}
+
+WSR_API int wsr_error_retryable(const wsr_error *e) {
+    int cc = e->close_code;
+    switch (e->code) {
+    case WSR_OK:
+    case WSR_ERR_CLOSED:            /* the application asked to close */
+    case WSR_ERR_INVALID:
+    case WSR_ERR_TLS_UNAVAILABLE:
+    case WSR_ERR_PROTOCOL:          /* the server broke RFC 6455: it would again */
+    case WSR_ERR_TOO_BIG:
+        return 0;
+    case WSR_ERR_HANDSHAKE:
+        /* Overloaded, restarting or rate-limiting servers say so with these;
+           other statuses (401, 403, 404, 426) mean the request itself is
+           wrong. No status: the link failed during the upgrade. */
+        if (e->http_status == 0) return e->transient;
+        return e->http_status == 408 || e->http_status == 429 || e->http_status >= 500;
+    case WSR_ERR_PEER_CLOSED:
+        /* §7.4.1: 1002 protocol error, 1003 unacceptable data, 1007 bad
+           payload, 1008 policy violation, 1009 too big, 1010 missing
+           extension all say "your messages are the problem": retrying would
+           send them again. Everything else (a restart, going away, a
+           normal end of session) is worth another connection. */
+        return !(cc == 1002 || cc == 1003 || (cc >= 1007 && cc <= 1010));
+    default:
+        return e->transient;
+    }
+}
 
 /* The client. Everything here runs on time passed in as now_ms and on bytes
    moved through c->tr, so a test can drive it with a fake clock and a
