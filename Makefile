@@ -19,7 +19,7 @@ EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
 COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split
 
-.PHONY: all test test-valgrind demo clean tools examples
+.PHONY: all test run-tests test-valgrind demo clean tools examples
 all: tools examples
 tools: $(TOOLS)
 examples: $(EXAMPLES)
@@ -60,14 +60,21 @@ $(B)/asan/%: tests/%.c $(HEADER) tests/wsr_test.h | $(B)
 $(B):
 	@mkdir -p $(B)
 
-test: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(EXAMPLES) $(TOOLS)
+# test and demo first install what is missing (tools/deps.sh), then build.
+test:
+	@tools/deps.sh
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(EXAMPLES) $(TOOLS)
 	@tests/run.sh $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS)
 
 # Slower: every test under valgrind (leaks and uninitialised reads).
 test-valgrind: $(TESTS)
 	@WSR_TEST_WRAP="valgrind -q --error-exitcode=9 --leak-check=full" tests/run.sh $(TESTS)
 
-demo: $(B)/tools/wsr-echo $(B)/examples/demo_client
+demo:
+	@tools/deps.sh
+	@$(MAKE) --no-print-directory $(B)/tools/wsr-echo $(B)/examples/demo_client
 	@tools/demo.sh $(B)
 
 clean:
