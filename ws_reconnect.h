@@ -54,6 +54,13 @@
    A wsr_client or wsr_server belongs to the thread that polls it. Callbacks run
    inside wsr_client_poll / wsr_server_poll on that thread. Different objects may
    be used from different threads at once: the library has no global state.
+   A callback may send and close, but must not free the object it was called for.
+
+   LIMITATIONS
+   - DNS (getaddrinfo) blocks the polling thread while it runs.
+   - One connection per client: no reconnection yet (see DOES NOT).
+   - Messages are delivered whole; there is no streaming of huge messages,
+     so max_message_size bounds the memory one connection can take.
 
    OWNERSHIP TERMS (used in every prototype comment)
    borrowed  the pointer is used only during the call (or, in a callback, only
