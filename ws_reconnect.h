@@ -1651,6 +1651,11 @@ WSR__PRIVATE long long wsr__http_date(const char *s, size_t n) {
     if (sscanf(buf, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT", &day, m, &year, &hh, &mm, &ss) != 6) return -1;
     for (i = 0; i < 12; i++)
         if (strncmp(m, months + 3 * i, 3) == 0) mon = i;
+    /* sscanf's %d takes signs and spaces: the fixed layout must be all digits. */
+    if (n != 29 || strspn(buf + 5, "0123456789") != 2 || strspn(buf + 12, "0123456789") != 4 ||
+        strspn(buf + 17, "0123456789") != 2 || strspn(buf + 20, "0123456789") != 2 ||
+        strspn(buf + 23, "0123456789") != 2)
+        return -1;
     if (mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1970) return -1;
     /* Days since 1970-01-01 for a proleptic Gregorian date (March-based year). */
     {
@@ -1687,7 +1692,10 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
     /* Status line: "HTTP/1.1 101 Switching Protocols" (§4.1 item 1 of the server's part). */
     if (head_len < 13 || memcmp(head, "HTTP/1.", 7) != 0 || head[8] != ' ' || (head[12] != ' ' && head[12] != '\r') ||
         head[9] < '1' || head[9] > '5' || head[10] < '0' || head[10] > '9' || head[11] < '0' || head[11] > '9') {
-        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "upgrade response is not HTTP: '%.30s'", head);
+        /* The head is not NUL-terminated: print a counted prefix of its first line. */
+        const char *nl = (const char *)memchr(head, '\r', head_len);
+        int shown = (int)WSR__MIN((size_t)(nl ? nl - head : (ptrdiff_t)head_len), (size_t)30);
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "upgrade response is not HTTP: '%.*s'", shown, head);
         return WSR_ERR_HANDSHAKE;
     }
     status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
@@ -1706,7 +1714,8 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
             /* §4.1 item 5 of the client's checks: we offered no extension, so
                any extension in use means we cannot read the frames. */
             if (vl) {
-                wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "server uses extension '%.40s' that was not offered", value);
+                wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "server uses extension '%.*s' that was not offered",
+                               (int)WSR__MIN(vl, (size_t)40), value);
                 err->http_status = status;
                 return WSR_ERR_HANDSHAKE;
             }
@@ -1717,7 +1726,8 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
             while (offered_protocols && wsr__list_next(offered_protocols, strlen(offered_protocols), &lp, &it, &il))
                 if (il == vl && memcmp(it, value, vl) == 0) offered = 1;
             if (!offered || res->subprotocol[0] || vl >= sizeof res->subprotocol) {
-                wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "server chose subprotocol '%.40s' that was not offered", value);
+                wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "server chose subprotocol '%.*s' that was not offered",
+                               (int)WSR__MIN(vl, (size_t)40), value);
                 err->http_status = status;
                 return WSR_ERR_HANDSHAKE;
             }
@@ -1781,11 +1791,13 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
     req->status = 400;
     /* §4.2.1 item 1: "an HTTP/1.1 or higher GET request". */
     eol = (const char *)memchr(head, '\r', head_len);
+    if (eol[1] != '\n') eol = head;     /* a bare CR inside the request line: refused below */
     sp1 = (const char *)memchr(head, ' ', (size_t)(eol - head));
     sp2 = sp1 ? (const char *)memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
     if (!sp1 || !sp2 || sp1 - head != 3 || memcmp(head, "GET", 3) != 0 || sp2 == sp1 + 1 ||
         (size_t)(eol - sp2 - 1) != 8 || memcmp(sp2 + 1, "HTTP/1.1", 8) != 0 || sp1[1] != '/') {
-        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "not an HTTP/1.1 GET request: '%.40s'", head);
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "not an HTTP/1.1 GET request: '%.*s'",
+                       (int)WSR__MIN((size_t)(eol - head), (size_t)40), head);
         err->http_status = 400;
         return WSR_ERR_HANDSHAKE;
     }
@@ -2025,6 +2037,7 @@ WSR__PRIVATE wsr_err wsr__client_start(wsr_client *c, uint64_t now) {
     c->rand_fn(raw, sizeof raw, NULL);
     wsr_base64_encode(raw, sizeof raw, c->key);
     wsr__client_to(c, WSR_STATE_CONNECTING);
+    if (c->state != WSR_STATE_CONNECTING) return WSR_OK;   /* on_state closed the client */
     wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "connecting to %s port %d", c->host, c->url.port);
     memset(&e, 0, sizeof e);
     if (c->tr.open_fn(c->tr.self, c->host, c->url.port, now, &e) != WSR_OK) return wsr__client_fail(c, &e);
@@ -2113,8 +2126,8 @@ WSR__PRIVATE wsr_err wsr__client_write(wsr_client *c) {
 WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
     switch (ev->type) {
     case WSR_EVENT_MESSAGE:
-        if (c->cfg.on_message && c->state == WSR_STATE_OPEN)
-            c->cfg.on_message(c, ev->msg_type, ev->data, ev->len, c->cfg.user);
+        /* Also in CLOSING: the server may have sent it before it saw our close. */
+        if (c->cfg.on_message) c->cfg.on_message(c, ev->msg_type, ev->data, ev->len, c->cfg.user);
         break;
     case WSR_EVENT_PONG:
         if (c->cfg.on_pong) c->cfg.on_pong(c, ev->data, ev->len, c->cfg.user);
@@ -3007,9 +3020,11 @@ WSR__PRIVATE void wsr__conn_handshake(wsr_conn *c) {
     if (s->cfg.on_open) s->cfg.on_open(c, s->cfg.user);
 }
 
-WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev, uint64_t now) {
+WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev) {
     wsr_server *s = c->srv;
-    if (ev->type == WSR_EVENT_MESSAGE && c->state == WSR__CONN_OPEN && s->cfg.on_message) {
+    /* Messages that arrive after we sent our close are still delivered: the
+       client may have sent them before it saw our close (§7.1.2). */
+    if (ev->type == WSR_EVENT_MESSAGE && s->cfg.on_message) {
         s->cfg.on_message(c, ev->msg_type, ev->data, ev->len, s->cfg.user);
     } else if (ev->type == WSR_EVENT_CLOSE) {
         if (c->state == WSR__CONN_OPEN) {
@@ -3021,7 +3036,7 @@ WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev, uint64_t now
             e.close_reason[rl] = '\0';
             c->error = e;
             c->state = WSR__CONN_CLOSING;
-            c->deadline = now + (uint64_t)(s->cfg.close_timeout_ms > 0 ? s->cfg.close_timeout_ms : 0);
+            c->deadline = 0;                 /* armed at the end of this poll, as for our own close */
         } else {
             /* The client answered our close; recorded only now so that a
                client that never answers is reported as a timeout. */
@@ -3033,7 +3048,7 @@ WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev, uint64_t now
 }
 
 /* Reads and handles everything a connection has. */
-WSR__PRIVATE void wsr__conn_read(wsr_conn *c, uint64_t now) {
+WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
     wsr_server *s = c->srv;
     wsr_error e;
     int rounds;
@@ -3073,7 +3088,7 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c, uint64_t now) {
                 return;
             }
             if (ev.type == WSR_EVENT_NONE) break;
-            wsr__conn_event(c, &ev, now);
+            wsr__conn_event(c, &ev);
         }
     }
 }
@@ -3158,7 +3173,7 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
         wsr_conn *c = s->conns[i];
         short re = s->pfds[i + 1].revents;
         if (c->state == WSR__CONN_DEAD) continue;
-        if (re & (POLLIN | POLLHUP | POLLERR)) wsr__conn_read(c, now);
+        if (re & (POLLIN | POLLHUP | POLLERR)) wsr__conn_read(c);
     }
     if (r > 0 && (s->pfds[0].revents & POLLIN)) wsr__server_accept(s, now);
     /* Write everything pending (replies queued while reading, sends from callbacks), check timers. */

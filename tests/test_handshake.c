@@ -792,4 +792,58 @@ TEST(subprotocol_choose)
     CHECK(out[5] == 0x5a);
 }
 
+/* Heads are counted, not NUL-terminated: error messages that quote them must
+   stop at the head's end. Exact-size heap copies let ASan catch an overread. */
+static wsr_err check_exact(const char *text, int request, wsr_error *err) {
+    size_t n = strlen(text);
+    char *copy = (char *)malloc(n);
+    wsr_err r;
+    memcpy(copy, text, n);
+    if (request) {
+        wsr_request req;
+        r = wsr_handshake_request_parse(copy, n, 0, &req, err);
+    } else {
+        wsr_handshake_result res;
+        r = wsr_handshake_response_check(copy, n, 0, "dGhlIHNhbXBsZSBub25jZQ==", NULL, &res, err);
+    }
+    free(copy);
+    return r;
+}
+
+TEST(error_messages_stay_inside_the_head) {
+    wsr_error err;
+    CHECK_EQ_INT(check_exact("XXXX\r\n\r\n", 1, &err), WSR_ERR_HANDSHAKE);
+    CHECK(strstr(err.message, "'XXXX'") != NULL);
+    CHECK_EQ_INT(check_exact("HTTPX\r\n\r\n", 0, &err), WSR_ERR_HANDSHAKE);
+    CHECK(strstr(err.message, "'HTTPX'") != NULL);
+    CHECK_EQ_INT(check_exact("HTTP/1.1 101 OK\r\nSec-WebSocket-Extensions: x\r\n\r\n", 0, &err), WSR_ERR_HANDSHAKE);
+    CHECK(strstr(err.message, "'x'") != NULL);
+    CHECK_EQ_INT(check_exact("HTTP/1.1 101 OK\r\nSec-WebSocket-Protocol: p\r\n\r\n", 0, &err), WSR_ERR_HANDSHAKE);
+    CHECK(strstr(err.message, "'p'") != NULL);
+    /* A bare CR inside the request line is not a line end. */
+    CHECK_EQ_INT(check_exact("GET /\r HTTP/1.1\r\nHost: h\r\n\r\n", 1, &err), WSR_ERR_HANDSHAKE);
+    CHECK_EQ_INT(err.http_status, 400);
+}
+
+/* Retry-After dates: the IMF-fixdate layout only, digits only. */
+TEST(retry_after_date_strict) {
+    static const char *bad[] = {
+        "Sun, 06 Nov 1994 -1:-1:-1 GMT",
+        "Sun, 06 Nov 1994 8:49:37 GMT",
+        "Sun,  6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov +994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char head[256];
+        wsr_handshake_result res;
+        wsr_error err;
+        snprintf(head, sizeof head, "HTTP/1.1 503 Busy\r\nRetry-After: %s\r\n\r\n", bad[i]);
+        CHECK_EQ_INT(wsr_handshake_response_check(head, strlen(head), 0, "k", NULL, &res, &err), WSR_ERR_HANDSHAKE);
+        CHECK_EQ_INT(res.retry_after_date, -1);
+        CHECK_EQ_INT(res.retry_after_s, -1);
+    }
+}
+
 TEST_MAIN()
