@@ -2171,9 +2171,13 @@ WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
    timers still run under a flood. */
 WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
     wsr_error e;
-    int rounds;
+    int rounds, drained = 0;
     memset(&e, 0, sizeof e);
-    for (rounds = 0; rounds < 64 && c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING; rounds++) {
+    /* A read shorter than the space offered means the socket is empty: stop
+       there instead of paying one more recv() for EAGAIN; poll says when
+       more arrives. */
+    for (rounds = 0; rounds < 64 && !drained && c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING;
+         rounds++) {
         size_t got = 0;
         wsr_err r;
         /* Read big: every complete frame in one read is parsed from where it
@@ -2197,6 +2201,7 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
             e.close_code = 1006;
             return wsr__client_fail(c, &e);
         }
+        drained = got < c->in.cap - c->in.len;
         c->in.len += got;
         if (c->state == WSR_STATE_HANDSHAKE) {
             wsr_handshake_result res;
@@ -3051,9 +3056,9 @@ WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev) {
 WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
     wsr_server *s = c->srv;
     wsr_error e;
-    int rounds;
+    int rounds, drained = 0;
     memset(&e, 0, sizeof e);
-    for (rounds = 0; rounds < 16 && c->state != WSR__CONN_DEAD && !c->refuse_after_write; rounds++) {
+    for (rounds = 0; rounds < 16 && !drained && c->state != WSR__CONN_DEAD && !c->refuse_after_write; rounds++) {
         size_t got = 0;
         wsr_err r;
         if (wsr__buf_reserve(&c->in, &s->alloc, c->state == WSR__CONN_HANDSHAKE ? 4096 : 65536) != WSR_OK) {
@@ -3071,6 +3076,7 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
             wsr__conn_end(c, &e);
             return;
         }
+        drained = got < c->in.cap - c->in.len;   /* short read: nothing left (see the client) */
         c->in.len += got;
         if (c->state == WSR__CONN_HANDSHAKE) {
             wsr__conn_handshake(c);
