@@ -177,6 +177,9 @@ typedef struct wsr_error {
     int http_status;         /* HTTP status of a refused upgrade, or 0 */
     int close_code;          /* WebSocket close code; 1006 when the link dropped without one */
     int transient;           /* 1: trying again may work; 0: it will fail the same way */
+    int retry_after_ms;      /* the server asked for at least this wait (Retry-After, close 1012/1013), or 0 */
+    int attempts;            /* connection attempts that failed in a row, this one included */
+    uint64_t down_ms;        /* how long the link has been down (0 while it was up until now) */
     char message[WSR_ERROR_MESSAGE_SIZE];        /* one line for a human, never NULL */
     char close_reason[WSR_MAX_CLOSE_REASON + 1]; /* the peer's close reason (UTF-8), or "" */
 } wsr_error;
@@ -188,13 +191,16 @@ WSR_API const char *wsr_strerror(wsr_err code);
 typedef enum wsr_msg_type { WSR_MSG_TEXT = 1, WSR_MSG_BINARY = 2 } wsr_msg_type;
 
 /* Client states. A connection attempt walks CONNECTING -> HANDSHAKE -> OPEN ->
-   CLOSING and ends in CLOSED. IDLE is a client that has not started yet. */
+   CLOSING. When it ends, the client goes to WAITING (the backoff wait before
+   the next attempt, which starts again at CONNECTING) or, when it will not
+   try again, to CLOSED. IDLE is a client that has not started yet. */
 typedef enum wsr_state {
     WSR_STATE_IDLE = 0,
     WSR_STATE_CONNECTING,    /* DNS lookup and TCP connect */
     WSR_STATE_HANDSHAKE,     /* HTTP upgrade request sent, waiting for 101 */
     WSR_STATE_OPEN,          /* messages flow */
     WSR_STATE_CLOSING,       /* close frame sent or received, waiting for the other side */
+    WSR_STATE_WAITING,       /* link down, waiting out the backoff before the next attempt */
     WSR_STATE_CLOSED         /* final: wsr_client_error() says why */
 } wsr_state;
 
@@ -241,7 +247,69 @@ typedef struct wsr_transport {
     void *self;
 } wsr_transport;
 
+/* ---- reconnection policy, as pure functions ------------------------------ */
+
+/* How the wait before a reconnect is randomised, so that many clients that
+   lost the same server do not all come back in the same millisecond. */
+typedef enum wsr_jitter {
+    WSR_JITTER_NONE = 0,       /* exactly the exponential value */
+    WSR_JITTER_FULL,           /* uniform in [0, value] */
+    WSR_JITTER_EQUAL,          /* uniform in [value/2, value] */
+    WSR_JITTER_DECORRELATED    /* uniform in [initial, previous * factor], capped */
+} wsr_jitter;
+
+/* When and how long a client waits before it connects again. The defaults
+   (set by wsr_client_config_init) are in the README with their reasons. */
+typedef struct wsr_backoff {
+    int initial_ms;            /* wait before the first retry (default 500) */
+    int max_ms;                /* no wait is longer than this (default 30000) */
+    double factor;             /* each wait is this many times the one before, >= 1 (default 2) */
+    wsr_jitter jitter;         /* default WSR_JITTER_EQUAL */
+    int max_attempts;          /* give up after this many failed attempts in a row; 0 = never (default) */
+    int max_elapsed_ms;        /* give up when the link has been down this long; 0 = never (default) */
+    int min_uptime_ms;         /* a connection must stay open this long before the attempt
+                                  count starts again from 1 (default 5000), so a server that
+                                  accepts and drops at once is not hammered */
+    int retry_later_ms;        /* least wait after close 1012 (restart) or 1013 (try again
+                                  later), which carry no time of their own (default 2000) */
+} wsr_backoff;
+
+/* The wait before retry number `attempt` (1 for the first retry):
+   min(max_ms, initial_ms * factor^(attempt-1)), then randomised by the
+   jitter mode with rnd, a uniformly random 32-bit value the caller draws
+   (tests pass fixed values). prev_ms is the previous wait (decorrelated
+   jitter only; 0 for the first). Never negative, never above max_ms. */
+WSR_API int wsr_backoff_delay(const wsr_backoff *b, int attempt, int prev_ms, uint32_t rnd);
+
+/* Would another connection attempt be worth making after this error?
+   1: yes (network failures, timeouts, HTTP 408/429/5xx, close codes 1000
+   from the server, 1001, 1005, 1006, 1011-1014 and 3000-4999); 0: no (our own
+   close, a bad URL or configuration, TLS not compiled in, HTTP 4xx, a peer
+   that broke the protocol, close codes 1002, 1003, 1007-1010). */
+WSR_API int wsr_error_retryable(const wsr_error *e);
+
 typedef struct wsr_client wsr_client;
+
+/* What became of a message handed to wsr_send*. Every message meets exactly
+   one of these; on_delivery (when set) hears it. */
+typedef enum wsr_delivery {
+    WSR_DELIVERY_WRITTEN = 0,      /* written whole to the socket (not proof the server read it) */
+    WSR_DELIVERY_DROPPED_OVERFLOW, /* pushed out of a full queue by a newer one (WSR_OVERFLOW_DROP_OLDEST) */
+    WSR_DELIVERY_EXPIRED,          /* waited longer than queue_ttl_ms */
+    WSR_DELIVERY_DISCONNECTED,     /* the link dropped and queue_drop_on_disconnect is set */
+    WSR_DELIVERY_CLEARED,          /* wsr_client_clear_queue() */
+    WSR_DELIVERY_CLOSED,           /* the client was closed or freed before it went out */
+    WSR_DELIVERY_GAVE_UP           /* reconnection ended before it went out */
+} wsr_delivery;
+
+/* Returns the name of a delivery outcome ("WRITTEN", "EXPIRED"), for logs. */
+WSR_API const char *wsr_delivery_name(wsr_delivery d);
+
+/* What wsr_send* does when the queue is full. */
+typedef enum wsr_overflow {
+    WSR_OVERFLOW_REJECT = 0,       /* the new message is refused with WSR_ERR_QUEUE_FULL (default) */
+    WSR_OVERFLOW_DROP_OLDEST       /* the oldest messages not yet being written make room */
+} wsr_overflow;
 
 typedef void (*wsr_client_open_fn)(wsr_client *c, const char *subprotocol, void *user);
 typedef void (*wsr_client_message_fn)(wsr_client *c, wsr_msg_type type, const void *data,
@@ -249,6 +317,17 @@ typedef void (*wsr_client_message_fn)(wsr_client *c, wsr_msg_type type, const vo
 typedef void (*wsr_client_close_fn)(wsr_client *c, const wsr_error *why, void *user);
 typedef void (*wsr_client_state_fn)(wsr_client *c, wsr_state from, wsr_state to, void *user);
 typedef void (*wsr_client_pong_fn)(wsr_client *c, const void *data, size_t len, void *user);
+/* Before each backoff wait: attempt (1 = first retry), the wait it will
+   take, and why the link is down. Return nonzero to go on, 0 to stop for good.
+   It may call wsr_client_set_url / wsr_client_set_headers (a fresh token). */
+typedef int (*wsr_client_reconnecting_fn)(wsr_client *c, int attempt, int delay_ms,
+                                          const wsr_error *cause, void *user);
+/* Decides whether an error is worth another attempt (default: wsr_error_retryable). */
+typedef int (*wsr_client_retry_fn)(const wsr_error *cause, void *user);
+/* The fate of one message; tag is the one given to wsr_send_tracked (0 for wsr_send*). */
+typedef void (*wsr_client_delivery_fn)(wsr_client *c, uint64_t tag, wsr_delivery fate, void *user);
+/* Says whether an inbound message answers the application-level heartbeat. */
+typedef int (*wsr_client_heartbeat_fn)(wsr_msg_type type, const void *data, size_t len, void *user);
 
 /* Client configuration. Fill with wsr_client_config_init(), then set what you
    need. Strings are copied by wsr_client_new(). */
@@ -260,16 +339,57 @@ typedef struct wsr_client_config {
     size_t max_message_size;      /* inbound limit, default 16 MiB; bigger closes with 1009 */
     size_t max_handshake_size;    /* limit on the response head, default 16 KiB */
     size_t send_fragment_size;    /* split outbound messages into frames of this size; 0 = never */
-    size_t queue_max_bytes;       /* bytes waiting to be written, default 64 MiB */
-    int connect_timeout_ms;       /* DNS + TCP + upgrade, default 10000 */
+    int connect_timeout_ms;       /* DNS + TCP + upgrade together, default 10000 */
     int close_timeout_ms;         /* close handshake, default 5000 */
+
+    /* Reconnection. */
+    int reconnect;                /* 1 (default): reconnect after a failure worth retrying; 0: never */
+    wsr_backoff backoff;          /* how long to wait, and when to give up */
+    wsr_client_retry_fn retry_fn; /* NULL: wsr_error_retryable() decides */
+
+    /* Keepalive: a ping after ping_interval_ms without inbound traffic; no
+       inbound traffic within pong_timeout_ms after it fails the link (1006,
+       WSR_ERR_TIMEOUT). A dead peer is found within the sum of the two. */
+    int ping_interval_ms;         /* default 20000; 0 = never ping */
+    int pong_timeout_ms;          /* default 10000; 0 = ping but never time out */
+    /* Application-level heartbeat instead of the protocol ping, for servers
+       that expect one: this text is sent as a message, and an inbound message
+       containing heartbeat_reply (or accepted by heartbeat_match_fn) answers it
+       and is not passed to on_message. Same timers as the ping. */
+    const char *heartbeat_text;   /* e.g. "{\"type\":\"ping\"}", or NULL for protocol pings */
+    const char *heartbeat_reply;  /* e.g. "\"pong\"", or NULL */
+    wsr_client_heartbeat_fn heartbeat_match_fn;
+    /* Operating-system deadlines on the built-in TCP transport. */
+    int tcp_keepalive_idle_s;     /* SO_KEEPALIVE probes after this idle time, default 30; 0 = off */
+    int tcp_keepalive_interval_s; /* between probes, default 10 */
+    int tcp_keepalive_count;      /* unanswered probes before the link fails, default 3 */
+    int tcp_user_timeout_ms;      /* Linux TCP_USER_TIMEOUT: unacknowledged data fails the link
+                                     after this long, default 30000; 0 = the system's (15+ min) */
+
+    /* The outbound queue. Every message waits here until it is written whole,
+       so one cut off mid-write goes out again, whole, on the next connection. */
+    size_t queue_max_bytes;       /* payload bytes waiting, default 64 MiB */
+    size_t queue_max_messages;    /* messages waiting, default 100000 */
+    wsr_overflow queue_overflow;  /* default WSR_OVERFLOW_REJECT */
+    int queue_ttl_ms;             /* drop messages that waited longer; 0 = never (default) */
+    int queue_drop_on_disconnect; /* 1: drop what is waiting when a link drops (replay is wrong for
+                                     your protocol); 0 (default): keep it for the next connection */
+
     wsr_transport *transport;     /* NULL: built-in TCP. Borrowed for the client's lifetime */
+    /* Random bytes for keys, masks and jitter. NULL: the operating system's.
+       Set it only for tests and simulations (a seeded source). */
+    void (*random_fn)(void *buf, size_t n, void *user);
     wsr_allocator allocator;
     wsr_log_fn log_fn;
-    /* Callbacks (any may be NULL); all run inside wsr_client_poll/step. */
+    /* Callbacks (any may be NULL); all run inside wsr_client_poll/step, or on
+       the client's thread after wsr_client_start_thread(). */
     wsr_client_open_fn on_open;         /* connection open; subprotocol borrowed ("" if none) */
     wsr_client_message_fn on_message;   /* whole message; data borrowed */
     wsr_client_close_fn on_close;       /* once per attempt that started, however it ended; why borrowed */
+    wsr_client_reconnecting_fn on_reconnecting;   /* before each wait */
+    wsr_client_close_fn on_end;         /* once, when the client stops for good (closed, gave up,
+                                           or a permanent error); why borrowed */
+    wsr_client_delivery_fn on_delivery; /* the fate of every message */
     wsr_client_state_fn on_state;       /* every state change */
     wsr_client_pong_fn on_pong;         /* a pong arrived; payload borrowed */
     void *user;                         /* passed to every callback */
@@ -285,7 +405,8 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
 
 /* Waits up to timeout_ms for the socket or the next timer, then does all the
    I/O that is ready and runs callbacks. Returns WSR_OK, or the error that ended
-   the connection during this call (it is also in wsr_client_error()). */
+   the connection during this call (it is also in wsr_client_error()).
+   WSR_ERR_STATE when the client runs on its own thread. */
 WSR_API wsr_err wsr_client_poll(wsr_client *c, int timeout_ms);
 
 /* For your own event loop: wait on wsr_client_socket() for wsr_client_events()
@@ -296,28 +417,67 @@ WSR_API int wsr_client_events(const wsr_client *c);
 WSR_API int wsr_client_timeout_ms(const wsr_client *c, uint64_t now_ms);   /* -1: no timer */
 WSR_API wsr_err wsr_client_step(wsr_client *c, uint64_t now_ms);
 
-/* Sends one message; data is copied. Before the connection is open the
-   message waits and goes out, in order, right after the upgrade.
-   WSR_ERR_STATE once the client is closing or closed, WSR_ERR_QUEUE_FULL when
-   queue_max_bytes would be exceeded, WSR_ERR_INVALID for bad arguments. */
+/* Sends one message; data is copied. It waits in the queue while the link is
+   down and goes out in order after the next upgrade, before anything sent
+   later. WSR_ERR_STATE once the client is closing or closed for good,
+   WSR_ERR_QUEUE_FULL when the queue is full (WSR_OVERFLOW_REJECT),
+   WSR_ERR_INVALID for bad arguments. on_delivery later tells its fate. */
 WSR_API wsr_err wsr_send(wsr_client *c, wsr_msg_type type, const void *data, size_t len);
 WSR_API wsr_err wsr_send_text(wsr_client *c, const char *text, size_t len);
 WSR_API wsr_err wsr_send_binary(wsr_client *c, const void *data, size_t len);
+/* As wsr_send; on_delivery reports this message with your tag. */
+WSR_API wsr_err wsr_send_tracked(wsr_client *c, wsr_msg_type type, const void *data, size_t len,
+                                 uint64_t tag);
 /* Sends a ping (payload copied, at most 125 bytes). Only while OPEN. */
 WSR_API wsr_err wsr_send_ping(wsr_client *c, const void *data, size_t len);
 
 /* Starts the close handshake (RFC 6455 §7): code 1000-4999 that may be sent on
-   the wire, reason (borrowed, UTF-8, at most 123 bytes) may be NULL. Before
-   the connection is open this just stops. The client never reopens after it. */
+   the wire, reason (borrowed, UTF-8, at most 123 bytes) may be NULL. What was
+   queued goes out before the close frame. When not connected it just stops
+   (never waits for a pending backoff). The client never reopens after it. */
 WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason);
+/* Drops the current link (or skips the current wait) and connects again at
+   the next step: call it when you know the network came back. Also restarts
+   a client that gave up. WSR_ERR_STATE after wsr_client_close(). */
+WSR_API wsr_err wsr_client_reconnect(wsr_client *c);
+/* Checks the link now, e.g. after the machine resumed from sleep: a ping is
+   sent at the next step, and no inbound traffic within timeout_ms fails the
+   link (and reconnects). While waiting to reconnect it skips the wait. */
+WSR_API wsr_err wsr_client_probe(wsr_client *c, int timeout_ms);
+/* Change the URL or the extra headers for the next attempts (copied), e.g.
+   from on_reconnecting with a refreshed token. */
+WSR_API wsr_err wsr_client_set_url(wsr_client *c, const char *url, wsr_error *err);
+WSR_API wsr_err wsr_client_set_headers(wsr_client *c, const char *headers);
+/* Drops every message not yet being written (WSR_DELIVERY_CLEARED).
+   Returns how many were dropped. */
+WSR_API size_t wsr_client_clear_queue(wsr_client *c);
 
 WSR_API wsr_state wsr_client_state(const wsr_client *c);
 /* Why the last connection ended (code WSR_OK while none has). Borrowed. */
 WSR_API const wsr_error *wsr_client_error(const wsr_client *c);
-/* Bytes accepted by wsr_send* and not yet written to the transport. */
+/* Payload bytes and messages accepted by wsr_send* and not yet written whole. */
 WSR_API size_t wsr_client_queued_bytes(const wsr_client *c);
+WSR_API size_t wsr_client_queued_messages(const wsr_client *c);
+/* Round-trip time of the last answered keepalive ping, or -1 before one. */
+WSR_API int wsr_client_rtt_ms(const wsr_client *c);
 WSR_API void *wsr_client_user(const wsr_client *c);
-/* Frees the client and closes its socket at once (no close handshake). NULL is a no-op. */
+
+/* Runs the client on a background thread (pthreads, or Win32 threads): the
+   thread polls, pings and reconnects while your threads do their own work.
+   Afterwards wsr_send*, wsr_client_close, _reconnect, _probe, _clear_queue and
+   the getters may be called from any thread; callbacks run on the client's
+   thread. wsr_client_poll/step are then refused. Not with WSR_NO_THREADS. */
+WSR_API wsr_err wsr_client_start_thread(wsr_client *c);
+/* Waits up to timeout_ms (-1: no limit) until nothing is left in the queue:
+   every message written or dropped. WSR_OK, or WSR_ERR_TIMEOUT. Polls the
+   client itself unless it runs on its own thread. */
+WSR_API wsr_err wsr_client_flush(wsr_client *c, int timeout_ms);
+/* Waits up to timeout_ms (-1: no limit) until the client is CLOSED, e.g.
+   after wsr_client_close(). WSR_OK, or WSR_ERR_TIMEOUT. */
+WSR_API wsr_err wsr_client_wait_closed(wsr_client *c, int timeout_ms);
+/* Stops the client's thread if it has one, closes its socket at once (no
+   close handshake), reports every message still queued as
+   WSR_DELIVERY_CLOSED, and frees it. NULL is a no-op. */
 WSR_API void wsr_client_free(wsr_client *c);
 
 /* Milliseconds from a monotonic clock with an arbitrary origin. */
@@ -541,38 +701,6 @@ WSR_API wsr_err wsr_handshake_response(char *out, size_t cap, size_t *len, const
 /* Writes a refusal (400, 426 with Sec-WebSocket-Version: 13, or another status). */
 WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int status);
 
-/* ---- reconnection policy, as pure functions ------------------------------ */
-
-/* How the wait before a reconnect is randomised, so that many clients that
-   lost the same server do not all come back in the same millisecond. */
-typedef enum wsr_jitter {
-    WSR_JITTER_NONE = 0,       /* exactly the exponential value */
-    WSR_JITTER_FULL,           /* uniform in [0, value] */
-    WSR_JITTER_EQUAL,          /* uniform in [value/2, value] */
-    WSR_JITTER_DECORRELATED    /* uniform in [initial, previous * factor], capped */
-} wsr_jitter;
-
-typedef struct wsr_backoff {
-    int initial_ms;            /* wait before the first retry */
-    int max_ms;                /* no wait is longer than this */
-    double factor;             /* each wait is this many times the one before (>= 1) */
-    wsr_jitter jitter;
-} wsr_backoff;
-
-/* The wait before retry number `attempt` (1 for the first retry):
-   min(max_ms, initial_ms * factor^(attempt-1)), then randomised by the
-   jitter mode with rnd, a uniformly random 32-bit value the caller draws
-   (tests pass fixed values). prev_ms is the previous wait (decorrelated
-   jitter only; 0 for the first). Never negative, never above max_ms. */
-WSR_API int wsr_backoff_delay(const wsr_backoff *b, int attempt, int prev_ms, uint32_t rnd);
-
-/* Would another connection attempt be worth making after this error?
-   1: yes (network failures, timeouts, HTTP 408/429/5xx, close codes 1000
-   from the server, 1001, 1005, 1006, 1011-1014 and 3000-4999); 0: no (our own
-   close, a bad URL or configuration, TLS not compiled in, HTTP 4xx, a peer
-   that broke the protocol, close codes 1002, 1003, 1007-1010). */
-WSR_API int wsr_error_retryable(const wsr_error *e);
-
 #ifdef __cplusplus
 }
 #endif
@@ -647,7 +775,7 @@ WSR_API const char *wsr_strerror(wsr_err code) {
 }
 
 WSR_API const char *wsr_state_name(wsr_state s) {
-    static const char *const names[] = { "IDLE", "CONNECTING", "HANDSHAKE", "OPEN", "CLOSING", "CLOSED" };
+    static const char *const names[] = { "IDLE", "CONNECTING", "HANDSHAKE", "OPEN", "CLOSING", "WAITING", "CLOSED" };
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
 }
 
@@ -1961,7 +2089,31 @@ WSR_API int wsr_error_retryable(const wsr_error *e) {
 
 /* The client. Everything here runs on time passed in as now_ms and on bytes
    moved through c->tr, so a test can drive it with a fake clock and a
-   scripted transport. The platform section supplies the real ones. */
+   scripted transport. The platform section supplies the real ones.
+
+   The outbound queue holds every message from wsr_send* until it has been
+   written whole: [wsr__rec][payload] records, oldest first, in one buffer
+   (no allocation per message). While the link is up the oldest records are
+   "framed": encoded into the codec's output, a little ahead of the socket.
+   A framed record remembers where its last byte lies in the connection's
+   byte stream (wire_end); once that many bytes are written, it is delivered.
+   When a link drops, framed records become unframed again and go out whole,
+   with fresh masking keys, on the next connection.
+
+       queue:  [ framed, being written ][ unframed, waiting          ]
+               0                      q_framed                      end */
+typedef struct wsr__rec {
+    uint64_t tag;          /* the application's, for on_delivery */
+    uint64_t queued_at;    /* first step after the send, for queue_ttl_ms */
+    uint64_t wire_end;     /* framed: stream offset just past its last frame */
+    uint64_t len;          /* payload bytes after the record */
+    int type;              /* WSR_MSG_TEXT or WSR_MSG_BINARY */
+} wsr__rec;
+
+/* How far framing runs ahead of the socket. Enough to fill a socket buffer
+   in one write; small enough that a queue does not sit in memory twice. */
+#define WSR__FRAME_AHEAD ((size_t)256 * 1024)
+
 struct wsr_client {
     wsr_client_config cfg;        /* strings below point to our own copies */
     wsr_allocator alloc;
@@ -1971,19 +2123,193 @@ struct wsr_client {
     void *tr_owned;               /* the built-in transport's state, freed with the client */
     void (*tr_free_fn)(void *tr_state, const wsr_allocator *a);
     void (*rand_fn)(void *buf, size_t n, void *user);
+    void *rand_user;
 
     wsr_state state;
+    uint64_t now;                 /* the time of the current (or last) step */
     wsr_proto *proto;             /* the current connection's codec; NULL between connections */
     wsr__buf in;                  /* bytes read but not yet parsed */
     wsr__buf hs;                  /* the upgrade request, while it is being written */
     char key[25];                 /* our Sec-WebSocket-Key */
     char subprotocol[64];
-    wsr__buf queue;               /* messages sent before OPEN: [type:1][len:8][bytes] records */
-    size_t queue_bytes;           /* payload bytes in queue */
     uint64_t deadline;            /* connect deadline, or close-handshake deadline; 0 = none */
     int close_requested;          /* wsr_client_close() was called: never reopen */
     wsr_error error;              /* why the last connection ended */
+
+    /* Reconnection. */
+    int started;                  /* the first attempt has begun */
+    int attempt;                  /* attempts that failed in a row */
+    int prev_delay;               /* the last backoff wait, for decorrelated jitter */
+    uint64_t wake_at;             /* WAITING: when the next attempt starts */
+    uint64_t down_since;          /* when the link was last up long enough (or the start) */
+    uint64_t opened_at;           /* when the current connection opened */
+    int is_open;                  /* the current connection reached OPEN */
+    int reconnect_now;            /* wsr_client_reconnect(): act at the next step */
+
+    /* Keepalive. */
+    uint64_t last_rx;             /* when bytes last arrived */
+    uint64_t ping_sent_at;
+    uint64_t pong_deadline;       /* no inbound traffic by then: the link is dead; 0 = none */
+    int ping_out;                 /* a keepalive was sent and nothing has arrived since */
+    uint32_t ping_seq;            /* payload of the last keepalive ping */
+    int rtt_ms;
+    int probe_ms;                 /* wsr_client_probe(): ping at the next step with this deadline */
+
+    /* The outbound queue (see above). */
+    wsr__buf queue;
+    size_t q_framed;              /* bytes of framed records, from the front */
+    size_t q_stamped;             /* bytes of records whose queued_at is set */
+    size_t q_bytes, q_count;      /* payload bytes and records in the queue */
+    size_t qf_bytes, qf_count;    /* ... of them framed */
+    uint64_t wire_written;        /* bytes of this connection's frames written so far */
+
+    /* The background thread, when there is one (set by the driver). */
+    void *thread;
+    void (*lock_fn)(void *thread);
+    void (*unlock_fn)(void *thread);
+    void (*wake_fn)(void *thread);
 };
+
+/* Public calls that may come from other threads take the client's lock (a
+   recursive one: callbacks on the client's thread may call them too) and
+   wake the thread so it acts on the change. Without a thread they cost a
+   test of a NULL pointer. */
+WSR__PRIVATE void wsr__client_lock(const wsr_client *c) {
+    if (c->lock_fn) c->lock_fn(c->thread);
+}
+WSR__PRIVATE void wsr__client_unlock(const wsr_client *c) {
+    if (c->wake_fn) c->wake_fn(c->thread);
+    if (c->unlock_fn) c->unlock_fn(c->thread);
+}
+
+WSR_API const char *wsr_delivery_name(wsr_delivery d) {
+    static const char *const names[] = { "WRITTEN", "DROPPED_OVERFLOW", "EXPIRED", "DISCONNECTED",
+                                         "CLEARED", "CLOSED", "GAVE_UP" };
+    return (unsigned)d < sizeof names / sizeof names[0] ? names[d] : "?";
+}
+
+/* ---- the outbound queue ---- */
+
+WSR__PRIVATE void wsr__rec_get(const wsr_client *c, size_t off, wsr__rec *r) {
+    memcpy(r, c->queue.data + c->queue.pos + off, sizeof *r);
+}
+WSR__PRIVATE void wsr__rec_put(wsr_client *c, size_t off, const wsr__rec *r) {
+    memcpy(c->queue.data + c->queue.pos + off, r, sizeof *r);
+}
+WSR__PRIVATE size_t wsr__q_end(const wsr_client *c) { return wsr__buf_avail(&c->queue); }
+
+/* Takes the record at off out of the queue (the front, or the first
+   unframed one) and tells the application its fate. */
+WSR__PRIVATE void wsr__q_remove(wsr_client *c, size_t off, wsr_delivery fate) {
+    wsr__rec r;
+    size_t size;
+    wsr__rec_get(c, off, &r);
+    size = sizeof r + (size_t)r.len;
+    if (off == 0) {
+        wsr__buf_consume(&c->queue, size);
+    } else {
+        unsigned char *base = c->queue.data + c->queue.pos;
+        memmove(base + off, base + off + size, wsr__q_end(c) - off - size);
+        c->queue.len -= size;
+    }
+    if (off < c->q_framed) {
+        c->q_framed -= size;
+        c->qf_bytes -= (size_t)r.len;
+        c->qf_count--;
+    }
+    if (off < c->q_stamped) c->q_stamped -= size;
+    c->q_bytes -= (size_t)r.len;
+    c->q_count--;
+    if (fate != WSR_DELIVERY_WRITTEN)
+        wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_WARN, "message of %llu bytes dropped: %s",
+                 (unsigned long long)r.len, wsr_delivery_name(fate));
+    if (c->cfg.on_delivery) c->cfg.on_delivery(c, r.tag, fate, c->cfg.user);
+}
+
+/* Drops every unframed record that is in the queue now (not ones the
+   callbacks add meanwhile). Returns how many. */
+WSR__PRIVATE size_t wsr__q_drop_unframed(wsr_client *c, wsr_delivery fate) {
+    size_t end = wsr__q_end(c), n = 0;
+    while (c->q_framed < end) {
+        wsr__rec r;
+        wsr__rec_get(c, c->q_framed, &r);
+        end -= sizeof r + (size_t)r.len;
+        wsr__q_remove(c, c->q_framed, fate);
+        n++;
+    }
+    return n;
+}
+
+/* Hands the oldest unframed records to the codec while the codec's output
+   is shorter than WSR__FRAME_AHEAD (all of them when `all`, before a close). */
+WSR__PRIVATE wsr_err wsr__q_frame(wsr_client *c, int all) {
+    const unsigned char *d;
+    while (c->state == WSR_STATE_OPEN && c->q_framed < wsr__q_end(c) &&
+           (all || wsr_proto_pending(c->proto, &d) < WSR__FRAME_AHEAD)) {
+        wsr__rec r;
+        wsr_err e;
+        wsr__rec_get(c, c->q_framed, &r);
+        e = wsr_proto_send(c->proto, r.type, c->queue.data + c->queue.pos + c->q_framed + sizeof r,
+                           (size_t)r.len, c->cfg.send_fragment_size);
+        if (e != WSR_OK) return e;
+        /* The message is the last thing in the codec's output: it ends
+           where the written bytes plus the pending ones end. */
+        r.wire_end = c->wire_written + wsr_proto_pending(c->proto, &d);
+        wsr__rec_put(c, c->q_framed, &r);
+        c->q_framed += sizeof r + (size_t)r.len;
+        c->qf_bytes += (size_t)r.len;
+        c->qf_count++;
+    }
+    return WSR_OK;
+}
+
+/* n more bytes of this connection's frames reached the socket: every framed
+   record that ends within them is delivered. */
+WSR__PRIVATE void wsr__q_written(wsr_client *c, size_t n) {
+    c->wire_written += n;
+    while (c->q_framed > 0) {
+        wsr__rec r;
+        wsr__rec_get(c, 0, &r);
+        if (r.wire_end > c->wire_written) break;
+        wsr__q_remove(c, 0, WSR_DELIVERY_WRITTEN);
+    }
+}
+
+/* The link dropped: what was framed and not written whole goes again. */
+WSR__PRIVATE void wsr__q_unframe(wsr_client *c) {
+    size_t off = 0;
+    while (off < c->q_framed) {
+        wsr__rec r;
+        wsr__rec_get(c, off, &r);
+        r.wire_end = 0;
+        wsr__rec_put(c, off, &r);
+        off += sizeof r + (size_t)r.len;
+    }
+    c->q_framed = c->qf_bytes = c->qf_count = 0;
+    c->wire_written = 0;
+}
+
+/* Gives records sent since the last step their time, then drops the
+   unframed ones that waited longer than queue_ttl_ms (the oldest first, so
+   the first young one ends the search). */
+WSR__PRIVATE void wsr__q_age(wsr_client *c, uint64_t now) {
+    while (c->q_stamped < wsr__q_end(c)) {
+        wsr__rec r;
+        wsr__rec_get(c, c->q_stamped, &r);
+        r.queued_at = now;
+        wsr__rec_put(c, c->q_stamped, &r);
+        c->q_stamped += sizeof r + (size_t)r.len;
+    }
+    if (c->cfg.queue_ttl_ms <= 0) return;
+    while (c->q_framed < wsr__q_end(c)) {
+        wsr__rec r;
+        wsr__rec_get(c, c->q_framed, &r);
+        if (now - r.queued_at < (uint64_t)c->cfg.queue_ttl_ms) break;
+        wsr__q_remove(c, c->q_framed, WSR_DELIVERY_EXPIRED);
+    }
+}
+
+/* ---- states, endings and the reconnect decision ---- */
 
 /* Records why the current attempt is ending, once: the first cause wins,
    because later errors (a reset after a protocol error) are consequences. */
@@ -2000,23 +2326,113 @@ WSR__PRIVATE void wsr__client_to(wsr_client *c, wsr_state to) {
     if (c->cfg.on_state) c->cfg.on_state(c, from, to, c->cfg.user);
 }
 
-/* Ends the current attempt or connection: closes the transport, drops the
-   codec, tells the application once through on_close, and goes to CLOSED.
-   (The reconnect policy will decide here between CLOSED and waiting.) */
-WSR__PRIVATE void wsr__client_finish(wsr_client *c) {
-    wsr_error why;
-    if (c->state == WSR_STATE_CLOSED || c->state == WSR_STATE_IDLE) return;
+/* Closes the transport and forgets the connection; the queue stays. */
+WSR__PRIVATE void wsr__client_teardown(wsr_client *c) {
     c->tr.close_fn(c->tr.self);
     wsr_proto_free(c->proto);
     c->proto = NULL;
     c->in.pos = c->in.len = 0;
     c->hs.pos = c->hs.len = 0;
     c->deadline = 0;
+    c->pong_deadline = 0;
+    c->ping_out = 0;
+    c->probe_ms = 0;
+    wsr__q_unframe(c);
+}
+
+/* The client stops for good: CLOSED, every message still queued dropped
+   with `fate`, then on_end once. Callers set c->error first. */
+WSR__PRIVATE void wsr__client_end(wsr_client *c, wsr_delivery fate) {
+    wsr_error why;
+    wsr__client_to(c, WSR_STATE_CLOSED);
+    wsr__q_unframe(c);
+    wsr__q_drop_unframed(c, fate);
+    why = c->error;
+    wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "stopped for good: %s", why.message);
+    if (c->cfg.on_end) c->cfg.on_end(c, &why, c->cfg.user);
+}
+
+/* Rewrites the error's message to say that the client gave up, and why. */
+WSR__PRIVATE void wsr__client_gave_up(wsr_client *c, const char *what) {
+    char was[WSR_ERROR_MESSAGE_SIZE];
+    memcpy(was, c->error.message, sizeof was);
+    snprintf(c->error.message, sizeof c->error.message, "%s: %.100s", what, was);
+}
+
+/* Ends the current attempt or connection: closes the transport, tells the
+   application through on_close (once per attempt), and then decides:
+   wait and try again (WAITING), or stop for good (CLOSED, on_end). */
+WSR__PRIVATE void wsr__client_finish(wsr_client *c) {
+    wsr_error why;
+    const wsr_backoff *b = &c->cfg.backoff;
+    int retry, delay = 0, forced = c->reconnect_now;
+    uint64_t now = c->now;
+    char what[96];
+    if (c->state == WSR_STATE_CLOSED || c->state == WSR_STATE_IDLE || c->state == WSR_STATE_WAITING) return;
+    wsr__client_teardown(c);
+    c->reconnect_now = 0;
     if (c->error.close_code == 0) c->error.close_code = 1006;   /* §7.1.5: no close frame */
+
+    /* Count the failure. A connection that stayed open min_uptime_ms was a
+       success: the count and the down time start again from here. */
+    if (c->is_open && now - c->opened_at >= (uint64_t)WSR__MAX(b->min_uptime_ms, 0)) {
+        c->attempt = 0;
+        c->prev_delay = 0;
+        c->down_since = now;
+    }
+    c->is_open = 0;
+    if (forced) { c->attempt = 0; c->prev_delay = 0; }
+    else c->attempt++;
+    c->error.attempts = c->attempt;
+    c->error.down_ms = now - c->down_since;
+
+    what[0] = '\0';
+    if (forced) {
+        retry = !c->close_requested;
+    } else if (c->close_requested || !c->cfg.reconnect) {
+        retry = 0;
+    } else {
+        retry = c->cfg.retry_fn ? c->cfg.retry_fn(&c->error, c->cfg.user) : wsr_error_retryable(&c->error);
+        if (!retry) {
+            snprintf(what, sizeof what, "stopped (not worth retrying)");
+        } else if (b->max_attempts > 0 && c->attempt >= b->max_attempts) {
+            retry = 0;
+            snprintf(what, sizeof what, "gave up after %d attempts", c->attempt);
+        } else {
+            uint32_t rnd = 0;
+            c->rand_fn(&rnd, sizeof rnd, c->rand_user);
+            delay = wsr_backoff_delay(b, c->attempt, c->prev_delay, rnd);
+            /* The server's "not sooner than" wins over our schedule. */
+            if (c->error.retry_after_ms > delay) delay = c->error.retry_after_ms;
+            if (b->max_elapsed_ms > 0 && c->error.down_ms + (uint64_t)delay > (uint64_t)b->max_elapsed_ms) {
+                retry = 0;
+                snprintf(what, sizeof what, "gave up after %d attempts in %.1f s", c->attempt,
+                         (double)c->error.down_ms / 1000.0);
+            }
+        }
+    }
+    if (what[0]) wsr__client_gave_up(c, what);
     why = c->error;
     wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "connection ended: %s (close code %d)", why.message, why.close_code);
-    wsr__client_to(c, WSR_STATE_CLOSED);
+
+    if (!retry) {
+        wsr__client_to(c, WSR_STATE_CLOSED);
+        if (c->cfg.on_close) c->cfg.on_close(c, &why, c->cfg.user);
+        wsr__client_end(c, c->close_requested ? WSR_DELIVERY_CLOSED : WSR_DELIVERY_GAVE_UP);
+        return;
+    }
+    c->prev_delay = delay;
+    c->wake_at = now + (uint64_t)delay;
+    wsr__client_to(c, WSR_STATE_WAITING);
+    if (c->cfg.queue_drop_on_disconnect) wsr__q_drop_unframed(c, WSR_DELIVERY_DISCONNECTED);
     if (c->cfg.on_close) c->cfg.on_close(c, &why, c->cfg.user);
+    if (c->state != WSR_STATE_WAITING) return;          /* on_close closed the client */
+    wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "reconnect attempt %d in %d ms", c->attempt, delay);
+    if (c->cfg.on_reconnecting && !forced &&
+        !c->cfg.on_reconnecting(c, c->attempt, delay, &why, c->cfg.user) && c->state == WSR_STATE_WAITING) {
+        wsr__client_gave_up(c, "stopped by on_reconnecting");
+        wsr__client_end(c, WSR_DELIVERY_GAVE_UP);
+    }
 }
 
 /* Fails the current attempt with an error from any layer. */
@@ -2031,10 +2447,11 @@ WSR__PRIVATE wsr_err wsr__client_start(wsr_client *c, uint64_t now) {
     wsr_error e;
     unsigned char raw[16];
     memset(&c->error, 0, sizeof c->error);
+    if (!c->started) { c->started = 1; c->down_since = now; }
     c->subprotocol[0] = '\0';
     c->deadline = c->cfg.connect_timeout_ms > 0 ? now + (uint64_t)c->cfg.connect_timeout_ms : 0;
     /* §4.1 item 7: the key is 16 random bytes, base64-encoded. */
-    c->rand_fn(raw, sizeof raw, NULL);
+    c->rand_fn(raw, sizeof raw, c->rand_user);
     wsr_base64_encode(raw, sizeof raw, c->key);
     wsr__client_to(c, WSR_STATE_CONNECTING);
     if (c->state != WSR_STATE_CONNECTING) return WSR_OK;   /* on_state closed the client */
@@ -2068,41 +2485,33 @@ WSR__PRIVATE wsr_err wsr__client_connected(wsr_client *c) {
     return WSR_OK;
 }
 
-/* Moves the messages sent before OPEN into the codec, in order. */
-WSR__PRIVATE wsr_err wsr__client_flush_queue(wsr_client *c) {
-    while (wsr__buf_avail(&c->queue)) {
-        unsigned char *rec = c->queue.data + c->queue.pos;
-        uint64_t len = 0;
-        int i;
-        wsr_err r;
-        for (i = 0; i < 8; i++) len = len << 8 | rec[1 + i];
-        r = wsr_proto_send(c->proto, rec[0], rec + 9, (size_t)len, c->cfg.send_fragment_size);
-        if (r != WSR_OK) return r;
-        wsr__buf_consume(&c->queue, 9 + (size_t)len);
-        c->queue_bytes -= (size_t)len;
-    }
-    return WSR_OK;
-}
-
-/* The upgrade succeeded: the connection is open. */
+/* The upgrade succeeded: the connection is open, and the queue goes first. */
 WSR__PRIVATE wsr_err wsr__client_open(wsr_client *c, const wsr_handshake_result *res) {
     wsr_error e;
-    c->proto = wsr_proto_new(WSR_ROLE_CLIENT, c->cfg.max_message_size, c->rand_fn, NULL, &c->alloc);
-    if (!c->proto || wsr__client_flush_queue(c) != WSR_OK) {
+    c->proto = wsr_proto_new(WSR_ROLE_CLIENT, c->cfg.max_message_size, c->rand_fn, c->rand_user, &c->alloc);
+    if (!c->proto) {
         wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
         return wsr__client_fail(c, &e);
     }
     memcpy(c->subprotocol, res->subprotocol, sizeof c->subprotocol);
     wsr__buf_consume(&c->in, res->head_len);    /* what follows the head are frames */
     c->deadline = 0;
+    c->is_open = 1;
+    c->opened_at = c->last_rx = c->now;
     wsr__client_to(c, WSR_STATE_OPEN);
-    wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "open%s%s", c->subprotocol[0] ? ", subprotocol " : "", c->subprotocol);
+    if (c->state != WSR_STATE_OPEN) return WSR_OK;
+    if (wsr__q_frame(c, 0) != WSR_OK) {
+        wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+        return wsr__client_fail(c, &e);
+    }
+    wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "open%s%s, %lu queued message(s) go first",
+             c->subprotocol[0] ? ", subprotocol " : "", c->subprotocol, (unsigned long)c->q_count);
     if (c->cfg.on_open) c->cfg.on_open(c, c->subprotocol, c->cfg.user);
     return WSR_OK;
 }
 
-/* Writes what is waiting: the upgrade request, then encoded frames. Stops
-   when the transport would block. */
+/* Writes what is waiting: the upgrade request, then encoded frames, framing
+   more of the queue as the socket takes it. Stops when it would block. */
 WSR__PRIVATE wsr_err wsr__client_write(wsr_client *c) {
     wsr_error e;
     memset(&e, 0, sizeof e);
@@ -2110,26 +2519,91 @@ WSR__PRIVATE wsr_err wsr__client_write(wsr_client *c) {
         const unsigned char *data;
         size_t n, put = 0;
         wsr_err r;
-        if (wsr__buf_avail(&c->hs)) { data = c->hs.data + c->hs.pos; n = wsr__buf_avail(&c->hs); }
-        else if (c->proto) n = wsr_proto_pending(c->proto, &data);
-        else return WSR_OK;
+        if (wsr__buf_avail(&c->hs)) {
+            data = c->hs.data + c->hs.pos;
+            n = wsr__buf_avail(&c->hs);
+        } else if (c->proto) {
+            if (wsr__q_frame(c, 0) != WSR_OK) {
+                wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+                return wsr__client_fail(c, &e);
+            }
+            n = wsr_proto_pending(c->proto, &data);
+        } else {
+            return WSR_OK;
+        }
         if (n == 0) return WSR_OK;
         r = c->tr.write_fn(c->tr.self, data, n, &put, &e);
         if (r == WSR_ERR_AGAIN) return WSR_OK;
-        if (r != WSR_OK) return wsr__client_fail(c, &e);
-        if (wsr__buf_avail(&c->hs)) wsr__buf_consume(&c->hs, put);
-        else wsr_proto_written(c->proto, put);
+        if (r != WSR_OK) {
+            e.close_code = 1006;
+            return wsr__client_fail(c, &e);
+        }
+        if (wsr__buf_avail(&c->hs)) {
+            wsr__buf_consume(&c->hs, put);
+        } else {
+            wsr_proto_written(c->proto, put);
+            wsr__q_written(c, put);      /* may run on_delivery */
+        }
+        if (c->state < WSR_STATE_HANDSHAKE || c->state > WSR_STATE_CLOSING) return WSR_OK;
     }
+}
+
+/* Sends the keepalive: a ping whose payload is a sequence number (so its
+   pong gives the round-trip time), or the application's heartbeat text. */
+WSR__PRIVATE wsr_err wsr__client_send_keepalive(wsr_client *c, uint64_t now, int timeout_ms) {
+    unsigned char seq[4];
+    wsr_err r;
+    c->ping_seq++;
+    seq[0] = (unsigned char)(c->ping_seq >> 24); seq[1] = (unsigned char)(c->ping_seq >> 16);
+    seq[2] = (unsigned char)(c->ping_seq >> 8);  seq[3] = (unsigned char)c->ping_seq;
+    if (c->cfg.heartbeat_text)
+        r = wsr_proto_send(c->proto, WSR_OP_TEXT, c->cfg.heartbeat_text, strlen(c->cfg.heartbeat_text), 0);
+    else
+        r = wsr_proto_send(c->proto, WSR_OP_PING, seq, sizeof seq, 0);
+    if (r != WSR_OK) return r;
+    c->ping_out = 1;
+    c->ping_sent_at = now;
+    if (timeout_ms > 0) {
+        uint64_t d = now + (uint64_t)timeout_ms;
+        if (!c->pong_deadline || d < c->pong_deadline) c->pong_deadline = d;
+    }
+    return WSR_OK;
+}
+
+/* Does data contain the NUL-terminated needle? (data is not terminated.) */
+WSR__PRIVATE int wsr__contains(const unsigned char *data, size_t len, const char *needle) {
+    size_t n = strlen(needle), i;
+    if (n == 0) return 1;
+    for (i = 0; n <= len && i <= len - n; i++)
+        if (data[i] == (unsigned char)needle[0] && memcmp(data + i, needle, n) == 0) return 1;
+    return 0;
+}
+
+/* Is this inbound message the answer to our application-level heartbeat? */
+WSR__PRIVATE int wsr__client_is_heartbeat(const wsr_client *c, const wsr_event *ev) {
+    if (!c->cfg.heartbeat_text) return 0;
+    if (c->cfg.heartbeat_match_fn) return c->cfg.heartbeat_match_fn(ev->msg_type, ev->data, ev->len, c->cfg.user);
+    return c->cfg.heartbeat_reply && ev->msg_type == WSR_MSG_TEXT &&
+           wsr__contains(ev->data, ev->len, c->cfg.heartbeat_reply);
 }
 
 /* Handles one event from the codec. */
 WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
     switch (ev->type) {
     case WSR_EVENT_MESSAGE:
+        if (wsr__client_is_heartbeat(c, ev)) {
+            c->rtt_ms = (int)(c->now - c->ping_sent_at);
+            break;
+        }
         /* Also in CLOSING: the server may have sent it before it saw our close. */
         if (c->cfg.on_message) c->cfg.on_message(c, ev->msg_type, ev->data, ev->len, c->cfg.user);
         break;
     case WSR_EVENT_PONG:
+        if (ev->len == 4 && !c->cfg.heartbeat_text) {
+            uint32_t seq = (uint32_t)ev->data[0] << 24 | (uint32_t)ev->data[1] << 16 |
+                           (uint32_t)ev->data[2] << 8 | ev->data[3];
+            if (seq == c->ping_seq) c->rtt_ms = (int)(c->now - c->ping_sent_at);
+        }
         if (c->cfg.on_pong) c->cfg.on_pong(c, ev->data, ev->len, c->cfg.user);
         break;
     case WSR_EVENT_CLOSE:
@@ -2146,6 +2620,8 @@ WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
             /* 1001 going away, 1011 server error, 1012 restart, 1013 try later: worth retrying. */
             e.transient = ev->close_code == 1001 || ev->close_code == 1011 || ev->close_code == 1012 ||
                           ev->close_code == 1013 || ev->close_code == 1005;
+            /* Restarting or overloaded: not sooner than retry_later_ms. */
+            if (ev->close_code == 1012 || ev->close_code == 1013) e.retry_after_ms = c->cfg.backoff.retry_later_ms;
             wsr__client_set_error(c, &e);
         } else {
             /* The server answered our close: the handshake is complete. Until
@@ -2164,6 +2640,16 @@ WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
     default:
         break;
     }
+}
+
+/* Turns Retry-After of a refused upgrade into a wait in milliseconds. */
+WSR__PRIVATE long long wsr__unix_time(void);
+WSR__PRIVATE int wsr__retry_after_ms(const wsr_handshake_result *res) {
+    long long s = -1;
+    if (res->retry_after_s >= 0) s = res->retry_after_s;
+    else if (res->retry_after_date >= 0) s = res->retry_after_date - wsr__unix_time();
+    if (s <= 0) return 0;
+    return s > 86400 ? 86400 * 1000 : (int)s * 1000;   /* a day at most */
 }
 
 /* Reads what the transport has and feeds it to the handshake check or the
@@ -2201,6 +2687,10 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
             e.close_code = 1006;
             return wsr__client_fail(c, &e);
         }
+        /* Proof of life: whatever arrives answers the keepalive. */
+        c->last_rx = c->now;
+        c->pong_deadline = 0;
+        c->ping_out = 0;
         drained = got < c->in.cap - c->in.len;
         c->in.len += got;
         if (c->state == WSR_STATE_HANDSHAKE) {
@@ -2208,7 +2698,10 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
             r = wsr_handshake_response_check((const char *)c->in.data + c->in.pos, wsr__buf_avail(&c->in),
                                              c->cfg.max_handshake_size, c->key, c->cfg.subprotocols, &res, &e);
             if (r == WSR_ERR_AGAIN) continue;
-            if (r != WSR_OK) return wsr__client_fail(c, &e);
+            if (r != WSR_OK) {
+                if (e.http_status == 429 || e.http_status == 503) e.retry_after_ms = wsr__retry_after_ms(&res);
+                return wsr__client_fail(c, &e);
+            }
             if ((r = wsr__client_open(c, &res)) != WSR_OK) return r;
         }
         /* Parse every complete frame we have. */
@@ -2232,32 +2725,83 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
     return WSR_OK;
 }
 
+/* Acts on wsr_client_reconnect(): drop the link (saying so with a close
+   frame if the socket takes it), skip the wait, or restart a client that
+   gave up. The next attempt starts at once. */
+WSR__PRIVATE void wsr__client_do_reconnect(wsr_client *c, uint64_t now) {
+    if (c->state >= WSR_STATE_CONNECTING && c->state <= WSR_STATE_CLOSING) {
+        wsr_error e;
+        wsr__error_set(&e, WSR_ERR_CLOSED, 0, "reconnect requested by the application");
+        e.close_code = 1006;
+        if (c->state == WSR_STATE_OPEN && wsr_proto_close(c->proto, 1001, "reconnecting", 12) == WSR_OK)
+            wsr__client_write(c);
+        if (c->state >= WSR_STATE_CONNECTING && c->state <= WSR_STATE_CLOSING) {
+            c->error = e;
+            wsr__client_finish(c);       /* sees reconnect_now: WAITING, no wait */
+        }
+    } else if (c->state == WSR_STATE_CLOSED) {
+        c->attempt = 0;
+        c->prev_delay = 0;
+        c->down_since = now;
+        wsr__client_to(c, WSR_STATE_WAITING);
+    }
+    c->reconnect_now = 0;
+    c->wake_at = now;
+}
+
 /* One turn of the state machine: start, connect, read, write, timers.
-   revents says which of WSR_POLL_IN / WSR_POLL_OUT the socket reported. */
+   revents says which of WSR_POLL_IN / WSR_POLL_OUT the socket reported.
+   Reads come before writes, so a peer that has gone is noticed before
+   more messages are written into a dead socket. */
 WSR__PRIVATE wsr_err wsr__client_run(wsr_client *c, uint64_t now, int revents) {
     wsr_error e;
     wsr_err r = WSR_OK;
     memset(&e, 0, sizeof e);
+    c->now = now;
+    wsr__q_age(c, now);
+    if (c->reconnect_now && !c->close_requested) wsr__client_do_reconnect(c, now);
     if (c->state == WSR_STATE_IDLE && !c->close_requested) {
+        if ((r = wsr__client_start(c, now)) != WSR_OK) return r;
+    }
+    if (c->state == WSR_STATE_WAITING && now >= c->wake_at) {
         if ((r = wsr__client_start(c, now)) != WSR_OK) return r;
     }
     if (c->state == WSR_STATE_CONNECTING) {
         r = c->tr.connect_fn(c->tr.self, now, &e);
-        if (r == WSR_OK) r = wsr__client_connected(c);
-        else if (r != WSR_ERR_AGAIN) return wsr__client_fail(c, &e);
+        if (r == WSR_OK) {
+            if ((r = wsr__client_connected(c)) != WSR_OK) return r;
+            revents |= WSR_POLL_OUT;    /* the request goes out now */
+        } else if (r != WSR_ERR_AGAIN) {
+            return wsr__client_fail(c, &e);
+        }
     }
     if (c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING) {
-        if ((r = wsr__client_write(c)) != WSR_OK) return r;
-        if (revents & WSR_POLL_IN) {
-            if ((r = wsr__client_read(c)) != WSR_OK) return r;
-            /* Replies the codec queued while parsing (pongs, the close
-               echo) go out now, not when the application next sends. */
-            if (c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING &&
-                (r = wsr__client_write(c)) != WSR_OK)
+        if ((revents & WSR_POLL_IN) && (r = wsr__client_read(c)) != WSR_OK) return r;
+        /* Also the replies the codec queued while parsing (pongs, the close
+           echo): they go out now, not when the application next sends. */
+        if ((revents & (WSR_POLL_IN | WSR_POLL_OUT)) && c->state >= WSR_STATE_HANDSHAKE &&
+            c->state <= WSR_STATE_CLOSING && (r = wsr__client_write(c)) != WSR_OK)
+            return r;
+    }
+    /* Keepalive. Timers are checked after reading, so traffic that arrived
+       while the application was busy counts before any deadline does. */
+    if (c->state == WSR_STATE_OPEN) {
+        if (c->pong_deadline && now >= c->pong_deadline) {
+            wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "no answer to the keepalive within %d ms: the peer or the path is dead",
+                           (int)(now - c->ping_sent_at));
+            e.transient = 1;
+            e.close_code = 1006;
+            return wsr__client_fail(c, &e);
+        }
+        if (c->probe_ms || (c->cfg.ping_interval_ms > 0 && !c->ping_out &&
+                            now - c->last_rx >= (uint64_t)c->cfg.ping_interval_ms)) {
+            int timeout = c->probe_ms ? c->probe_ms : c->cfg.pong_timeout_ms;
+            c->probe_ms = 0;
+            if (wsr__client_send_keepalive(c, now, timeout) == WSR_OK && (r = wsr__client_write(c)) != WSR_OK)
                 return r;
         }
     }
-    /* Timers. The close timer starts at the first step in CLOSING. */
+    /* The close timer starts at the first step in CLOSING. */
     if (c->state == WSR_STATE_CLOSING && !c->deadline && c->cfg.close_timeout_ms > 0)
         c->deadline = now + (uint64_t)c->cfg.close_timeout_ms;
     if (c->deadline && now >= c->deadline) {
@@ -2286,112 +2830,259 @@ WSR_API void wsr_client_config_init(wsr_client_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->max_message_size = WSR_DEFAULT_MAX_MESSAGE;
     cfg->max_handshake_size = WSR_DEFAULT_MAX_HANDSHAKE;
-    cfg->queue_max_bytes = (size_t)64 * 1024 * 1024;
     cfg->connect_timeout_ms = 10000;
     cfg->close_timeout_ms = 5000;
+    cfg->reconnect = 1;
+    cfg->backoff.initial_ms = 500;
+    cfg->backoff.max_ms = 30000;
+    cfg->backoff.factor = 2.0;
+    cfg->backoff.jitter = WSR_JITTER_EQUAL;
+    cfg->backoff.min_uptime_ms = 5000;
+    cfg->backoff.retry_later_ms = 2000;
+    cfg->ping_interval_ms = 20000;
+    cfg->pong_timeout_ms = 10000;
+    cfg->tcp_keepalive_idle_s = 30;
+    cfg->tcp_keepalive_interval_s = 10;
+    cfg->tcp_keepalive_count = 3;
+    cfg->tcp_user_timeout_ms = 30000;
+    cfg->queue_max_bytes = (size_t)64 * 1024 * 1024;
+    cfg->queue_max_messages = 100000;
 }
 
 WSR_API wsr_err wsr_client_step(wsr_client *c, uint64_t now_ms) {
     if (!c) return WSR_ERR_INVALID;
+    if (c->thread) return WSR_ERR_STATE;
     return wsr__client_run(c, now_ms, WSR_POLL_IN | WSR_POLL_OUT);
 }
 
 WSR_API uintptr_t wsr_client_socket(const wsr_client *c) {
-    if (!c || c->state == WSR_STATE_IDLE || c->state == WSR_STATE_CLOSED) return WSR_INVALID_SOCKET;
+    if (!c || c->state == WSR_STATE_IDLE || c->state == WSR_STATE_WAITING || c->state == WSR_STATE_CLOSED)
+        return WSR_INVALID_SOCKET;
     return c->tr.socket_fn(c->tr.self);
 }
 
 WSR_API int wsr_client_events(const wsr_client *c) {
     int ev;
     const unsigned char *d;
-    if (!c || c->state == WSR_STATE_IDLE || c->state == WSR_STATE_CLOSED) return 0;
+    if (!c || c->state == WSR_STATE_IDLE || c->state == WSR_STATE_WAITING || c->state == WSR_STATE_CLOSED)
+        return 0;
     ev = c->tr.events_fn(c->tr.self);
     if (c->state != WSR_STATE_CONNECTING) ev |= WSR_POLL_IN;
-    if (wsr__buf_avail(&c->hs) || (c->proto && wsr_proto_pending(c->proto, &d))) ev |= WSR_POLL_OUT;
+    if (wsr__buf_avail(&c->hs) || (c->proto && wsr_proto_pending(c->proto, &d)) ||
+        (c->state == WSR_STATE_OPEN && c->q_framed < wsr__q_end(c)))
+        ev |= WSR_POLL_OUT;
     return ev;
 }
 
-WSR_API int wsr_client_timeout_ms(const wsr_client *c, uint64_t now_ms) {
-    if (!c || c->state == WSR_STATE_CLOSED) return -1;
-    if (c->state == WSR_STATE_IDLE) return 0;
+/* The earliest timer, as an absolute time; 0 when the next step is due at
+   once, UINT64_MAX when nothing is timed. */
+WSR__PRIVATE uint64_t wsr__client_next_timer(const wsr_client *c) {
+    uint64_t t = UINT64_MAX;
+    if (c->state == WSR_STATE_CLOSED) return t;
+    if (c->state == WSR_STATE_IDLE || c->reconnect_now || c->probe_ms || c->q_stamped < wsr__q_end(c)) return 0;
+    if (c->state == WSR_STATE_WAITING) t = c->wake_at;
     if (c->state == WSR_STATE_CLOSING && !c->deadline && c->cfg.close_timeout_ms > 0) return 0;
-    if (!c->deadline) return -1;
-    if (c->deadline <= now_ms) return 0;
-    return c->deadline - now_ms > 0x7FFFFFFF ? 0x7FFFFFFF : (int)(c->deadline - now_ms);
+    if (c->deadline) t = WSR__MIN(t, c->deadline);
+    if (c->state == WSR_STATE_OPEN) {
+        if (c->pong_deadline) t = WSR__MIN(t, c->pong_deadline);
+        if (c->cfg.ping_interval_ms > 0 && !c->ping_out) t = WSR__MIN(t, c->last_rx + (uint64_t)c->cfg.ping_interval_ms);
+    }
+    if (c->cfg.queue_ttl_ms > 0 && c->q_framed < wsr__q_end(c)) {
+        wsr__rec r;
+        wsr__rec_get(c, c->q_framed, &r);
+        t = WSR__MIN(t, r.queued_at + (uint64_t)c->cfg.queue_ttl_ms);
+    }
+    return t;
+}
+
+WSR_API int wsr_client_timeout_ms(const wsr_client *c, uint64_t now_ms) {
+    uint64_t t;
+    if (!c) return -1;
+    t = wsr__client_next_timer(c);
+    if (t == UINT64_MAX) return -1;
+    if (t <= now_ms) return 0;
+    return t - now_ms > 0x7FFFFFFF ? 0x7FFFFFFF : (int)(t - now_ms);
+}
+
+WSR_API wsr_err wsr_send_tracked(wsr_client *c, wsr_msg_type type, const void *data, size_t len, uint64_t tag) {
+    wsr__rec r;
+    wsr_err e = WSR_OK;
+    if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
+    wsr__client_lock(c);
+    /* Closed for good, or closing with no next connection to carry it. */
+    if (c->close_requested || c->state == WSR_STATE_CLOSED || (c->state == WSR_STATE_CLOSING && !c->cfg.reconnect)) {
+        e = WSR_ERR_STATE;
+        goto done;
+    }
+    /* Room for it? Under DROP_OLDEST the oldest waiting messages make room,
+       but only if dropping all of them would be enough. */
+    if (len > c->cfg.queue_max_bytes || c->cfg.queue_max_messages == 0) { e = WSR_ERR_QUEUE_FULL; goto done; }
+    if (c->q_bytes > c->cfg.queue_max_bytes - len || c->q_count >= c->cfg.queue_max_messages) {
+        if (c->cfg.queue_overflow != WSR_OVERFLOW_DROP_OLDEST || c->qf_bytes > c->cfg.queue_max_bytes - len ||
+            c->qf_count >= c->cfg.queue_max_messages) {
+            e = WSR_ERR_QUEUE_FULL;
+            goto done;
+        }
+        while (c->q_bytes > c->cfg.queue_max_bytes - len || c->q_count >= c->cfg.queue_max_messages)
+            wsr__q_remove(c, c->q_framed, WSR_DELIVERY_DROPPED_OVERFLOW);
+    }
+    if (wsr__buf_reserve(&c->queue, &c->alloc, sizeof r + len) != WSR_OK) { e = WSR_ERR_NOMEM; goto done; }
+    memset(&r, 0, sizeof r);
+    r.tag = tag;
+    r.len = len;
+    r.type = (int)type;
+    wsr__buf_append(&c->queue, &c->alloc, &r, sizeof r);
+    wsr__buf_append(&c->queue, &c->alloc, data, len);
+    c->q_bytes += len;
+    c->q_count++;
+    /* While open, encode at once: the next poll only has to write. */
+    if (c->state == WSR_STATE_OPEN) e = wsr__q_frame(c, 0);
+done:
+    wsr__client_unlock(c);
+    return e;
 }
 
 WSR_API wsr_err wsr_send(wsr_client *c, wsr_msg_type type, const void *data, size_t len) {
-    if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
-    if (c->close_requested || c->state == WSR_STATE_CLOSING || c->state == WSR_STATE_CLOSED) return WSR_ERR_STATE;
-    if (len > c->cfg.queue_max_bytes ||
-        wsr_client_queued_bytes(c) > c->cfg.queue_max_bytes - len)
-        return WSR_ERR_QUEUE_FULL;
-    if (c->state == WSR_STATE_OPEN && !wsr__buf_avail(&c->queue)) {
-        return wsr_proto_send(c->proto, (int)type, data, len, c->cfg.send_fragment_size);
-    } else {
-        unsigned char rec[9];
-        int i;
-        rec[0] = (unsigned char)type;
-        for (i = 0; i < 8; i++) rec[1 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-        if (wsr__buf_reserve(&c->queue, &c->alloc, 9 + len) != WSR_OK) return WSR_ERR_NOMEM;
-        wsr__buf_append(&c->queue, &c->alloc, rec, 9);
-        wsr__buf_append(&c->queue, &c->alloc, data, len);
-        c->queue_bytes += len;
-        return WSR_OK;
-    }
+    return wsr_send_tracked(c, type, data, len, 0);
 }
 
 WSR_API wsr_err wsr_send_text(wsr_client *c, const char *text, size_t len) {
-    return wsr_send(c, WSR_MSG_TEXT, text, len);
+    return wsr_send_tracked(c, WSR_MSG_TEXT, text, len, 0);
 }
 
 WSR_API wsr_err wsr_send_binary(wsr_client *c, const void *data, size_t len) {
-    return wsr_send(c, WSR_MSG_BINARY, data, len);
+    return wsr_send_tracked(c, WSR_MSG_BINARY, data, len, 0);
 }
 
 WSR_API wsr_err wsr_send_ping(wsr_client *c, const void *data, size_t len) {
+    wsr_err e;
     if (!c || (len && !data) || len > WSR_MAX_CONTROL_PAYLOAD) return WSR_ERR_INVALID;
-    if (c->state != WSR_STATE_OPEN) return WSR_ERR_STATE;
-    return wsr_proto_send(c->proto, WSR_OP_PING, data, len, 0);
+    wsr__client_lock(c);
+    e = c->state != WSR_STATE_OPEN ? WSR_ERR_STATE : wsr_proto_send(c->proto, WSR_OP_PING, data, len, 0);
+    wsr__client_unlock(c);
+    return e;
 }
 
 WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason) {
     wsr_error e;
     size_t rl = reason ? strlen(reason) : 0;
     uint32_t st = 0;
-    wsr_err r;
+    wsr_err r = WSR_OK;
     if (!c) return WSR_ERR_INVALID;
     if (!wsr_close_code_valid(code) || rl > WSR_MAX_CLOSE_REASON ||
         !wsr_utf8_feed(&st, (const unsigned char *)reason, rl) || st != 0)
         return WSR_ERR_INVALID;
-    if (c->close_requested || c->state == WSR_STATE_CLOSED) return WSR_ERR_STATE;
-    c->close_requested = 1;
-    wsr__error_set(&e, WSR_ERR_CLOSED, 0, "closed by the application (code %d)", code);
-    e.close_code = code;
-    if (c->state == WSR_STATE_OPEN) {
-        /* The error is recorded when the server answers (see
-           wsr__client_event); if it never does, the timeout is the error. */
-        if ((r = wsr_proto_close(c->proto, code, reason, rl)) != WSR_OK) return r;
-        wsr__client_to(c, WSR_STATE_CLOSING);   /* the close timer starts on the next step */
-        c->deadline = 0;
-        return WSR_OK;
+    wsr__client_lock(c);
+    if (c->close_requested || c->state == WSR_STATE_CLOSED) {
+        r = WSR_ERR_STATE;
+    } else if (c->state == WSR_STATE_OPEN) {
+        /* What is queued goes out before the close frame. The error is
+           recorded when the server answers (see wsr__client_event); if it
+           never does, the timeout is the error. */
+        c->close_requested = 1;
+        if ((r = wsr__q_frame(c, 1)) == WSR_OK && (r = wsr_proto_close(c->proto, code, reason, rl)) == WSR_OK) {
+            wsr__client_to(c, WSR_STATE_CLOSING);   /* the close timer starts on the next step */
+            c->deadline = 0;
+        }
+    } else {
+        c->close_requested = 1;
+        if (c->state != WSR_STATE_CLOSING) {
+            /* Not connected: stop right here, without waiting for anything. */
+            wsr__error_set(&e, WSR_ERR_CLOSED, 0, "closed by the application (code %d)", code);
+            e.close_code = code;
+            if (c->state == WSR_STATE_IDLE || c->state == WSR_STATE_WAITING) {
+                c->error = e;
+                wsr__client_end(c, WSR_DELIVERY_CLOSED);
+            } else {
+                wsr__client_set_error(c, &e);
+                wsr__client_finish(c);
+            }
+        }
+        /* CLOSING: the peer closed first; the handshake is already under way. */
     }
-    if (c->state == WSR_STATE_CLOSING) return WSR_OK;   /* the peer closed first: already closing */
-    /* Not connected yet: stop right here. */
-    wsr__client_set_error(c, &e);
-    if (c->state == WSR_STATE_IDLE) { wsr__client_to(c, WSR_STATE_CLOSED); return WSR_OK; }
-    wsr__client_finish(c);
+    wsr__client_unlock(c);
+    return r;
+}
+
+WSR_API wsr_err wsr_client_reconnect(wsr_client *c) {
+    wsr_err r = WSR_OK;
+    if (!c) return WSR_ERR_INVALID;
+    wsr__client_lock(c);
+    if (c->close_requested) r = WSR_ERR_STATE;
+    else c->reconnect_now = 1;
+    wsr__client_unlock(c);
+    return r;
+}
+
+WSR_API wsr_err wsr_client_probe(wsr_client *c, int timeout_ms) {
+    wsr_err r = WSR_OK;
+    if (!c || timeout_ms <= 0) return WSR_ERR_INVALID;
+    wsr__client_lock(c);
+    if (c->close_requested || c->state == WSR_STATE_CLOSED) r = WSR_ERR_STATE;
+    else if (c->state == WSR_STATE_WAITING) c->reconnect_now = 1;
+    else if (c->state == WSR_STATE_OPEN) c->probe_ms = timeout_ms;
+    wsr__client_unlock(c);
+    return r;
+}
+
+WSR_API wsr_err wsr_client_set_url(wsr_client *c, const char *url, wsr_error *err) {
+    wsr_url u;
+    wsr_error e;
+    char *copy, *host;
+    if (!c || !url) { wsr__error_set(err, WSR_ERR_INVALID, 0, "no url"); return WSR_ERR_INVALID; }
+    copy = wsr__strdup(&c->alloc, url);
+    if (!copy) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); return WSR_ERR_NOMEM; }
+    if (wsr_url_parse(copy, &u, &e) != WSR_OK || u.secure) {
+        if (u.secure && e.code == WSR_OK)
+            wsr__error_set(&e, WSR_ERR_TLS_UNAVAILABLE, 0, "wss:// needs TLS, which is not compiled in");
+        if (err) *err = e;
+        wsr__free(&c->alloc, copy);
+        return e.code;
+    }
+    host = (char *)wsr__alloc(&c->alloc, u.host_len + 1);
+    if (!host) { wsr__free(&c->alloc, copy); wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); return WSR_ERR_NOMEM; }
+    memcpy(host, u.host, u.host_len);
+    host[u.host_len] = '\0';
+    wsr__client_lock(c);
+    wsr__free(&c->alloc, (void *)c->cfg.url);
+    wsr__free(&c->alloc, c->host);
+    c->cfg.url = copy;
+    c->url = u;
+    c->host = host;
+    wsr__client_unlock(c);
+    if (err) wsr__error_set(err, WSR_OK, 0, NULL);
     return WSR_OK;
+}
+
+WSR_API wsr_err wsr_client_set_headers(wsr_client *c, const char *headers) {
+    char *copy = NULL, probe[1];
+    size_t n;
+    if (!c) return WSR_ERR_INVALID;
+    if (headers && wsr_handshake_request(probe, 0, &n, &c->url, "x", NULL, NULL, headers) == WSR_ERR_INVALID)
+        return WSR_ERR_INVALID;
+    if (headers && !(copy = wsr__strdup(&c->alloc, headers))) return WSR_ERR_NOMEM;
+    wsr__client_lock(c);
+    wsr__free(&c->alloc, (void *)c->cfg.headers);
+    c->cfg.headers = copy;
+    wsr__client_unlock(c);
+    return WSR_OK;
+}
+
+WSR_API size_t wsr_client_clear_queue(wsr_client *c) {
+    size_t n;
+    if (!c) return 0;
+    wsr__client_lock(c);
+    n = wsr__q_drop_unframed(c, WSR_DELIVERY_CLEARED);
+    wsr__client_unlock(c);
+    return n;
 }
 
 WSR_API wsr_state wsr_client_state(const wsr_client *c) { return c ? c->state : WSR_STATE_CLOSED; }
 WSR_API const wsr_error *wsr_client_error(const wsr_client *c) { return &c->error; }
 WSR_API void *wsr_client_user(const wsr_client *c) { return c->cfg.user; }
-
-WSR_API size_t wsr_client_queued_bytes(const wsr_client *c) {
-    const unsigned char *d;
-    return c->queue_bytes + (c->proto ? wsr_proto_pending(c->proto, &d) : 0);
-}
+WSR_API size_t wsr_client_queued_bytes(const wsr_client *c) { return c ? c->q_bytes : 0; }
+WSR_API size_t wsr_client_queued_messages(const wsr_client *c) { return c ? c->q_count : 0; }
+WSR_API int wsr_client_rtt_ms(const wsr_client *c) { return c ? c->rtt_ms : -1; }
 
 /* ------------------------------------------------------------------------
    Platform: clock, random bytes, OS errors, the TCP transport
@@ -2429,6 +3120,9 @@ WSR_API uint64_t wsr_now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+/* Wall-clock seconds since 1970, only for Retry-After given as a date. */
+WSR__PRIVATE long long wsr__unix_time(void) { return (long long)time(NULL); }
 
 /* Random bytes for mask keys and Sec-WebSocket-Key, from the OS (never
    rand(): §10.3 wants keys an attacker cannot predict). */
@@ -2570,6 +3264,7 @@ WSR__PRIVATE wsr_err wsr__posix_write(int fd, const void *buf, size_t len, size_
 typedef struct wsr__tcp {
     int fd;
     int connected;
+    int ka_idle_s, ka_interval_s, ka_count, user_timeout_ms;   /* from the client config */
     struct addrinfo *addrs, *next;   /* next: the address after the one being tried */
     int addr_timeout_ms;             /* how long one address may take */
     int connect_timeout_ms;
@@ -2587,6 +3282,40 @@ WSR__PRIVATE void wsr__tcp_close(void *self) {
     t->addrs = t->next = NULL;
 }
 
+/* Deadlines the kernel enforces even when nobody polls: keepalive probes
+   on an idle link, and (Linux) a limit on how long written data may stay
+   unacknowledged, so a dead link fails in seconds instead of the 15+
+   minutes of TCP's retransmission schedule. Best effort: an option the
+   system lacks is skipped. */
+WSR__PRIVATE void wsr__tcp_deadlines(wsr__tcp *t) {
+    int v;
+    if (t->ka_idle_s > 0) {
+        v = 1;
+        setsockopt(t->fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v);
+#if defined(TCP_KEEPIDLE)
+        v = t->ka_idle_s;
+        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof v);
+#elif defined(TCP_KEEPALIVE)
+        v = t->ka_idle_s;
+        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPALIVE, &v, sizeof v);
+#endif
+#if defined(TCP_KEEPINTVL)
+        v = t->ka_interval_s > 0 ? t->ka_interval_s : 10;
+        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof v);
+#endif
+#if defined(TCP_KEEPCNT)
+        v = t->ka_count > 0 ? t->ka_count : 3;
+        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof v);
+#endif
+    }
+#if defined(TCP_USER_TIMEOUT)
+    if (t->user_timeout_ms > 0) {
+        unsigned int ut = (unsigned int)t->user_timeout_ms;
+        setsockopt(t->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+    }
+#endif
+}
+
 /* Starts a non-blocking connect to the next address. Returns WSR_OK when a
    connect is under way (or done), an error when no address is left. */
 WSR__PRIVATE wsr_err wsr__tcp_try_next(wsr__tcp *t, uint64_t now, wsr_error *err) {
@@ -2600,6 +3329,7 @@ WSR__PRIVATE wsr_err wsr__tcp_try_next(wsr__tcp *t, uint64_t now, wsr_error *err
         if (wsr__posix_prepare(t->fd) < 0) { wsr__os_error(&t->last, errno, "fcntl"); continue; }
         /* Nagle's algorithm would hold small frames back for an ACK. */
         setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        wsr__tcp_deadlines(t);
         t->addr_deadline = now + (uint64_t)t->addr_timeout_ms;
         if (connect(t->fd, ai->ai_addr, ai->ai_addrlen) == 0) { t->connected = 1; return WSR_OK; }
         if (errno == EINPROGRESS || errno == EINTR) return WSR_OK;
@@ -2702,6 +3432,91 @@ WSR__PRIVATE int wsr__wait_one(uintptr_t sock, int events, int timeout_ms) {
     if (r <= 0) return 0;
     return ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) ? WSR_POLL_IN : 0) | ((pfd.revents & POLLOUT) ? WSR_POLL_OUT : 0);
 }
+
+#if !defined(WSR_NO_THREADS)
+#include <pthread.h>
+/* What a client's background thread needs: the thread, a recursive lock
+   (callbacks on the thread may call the locking API), and a pipe whose
+   read end sits in the thread's poll() so other threads can wake it. */
+typedef struct wsr__thread {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    int wake_r, wake_w;
+    volatile int stop;
+    int running;
+} wsr__thread;
+
+WSR__PRIVATE void wsr__thread_lock(void *t) { pthread_mutex_lock(&((wsr__thread *)t)->mu); }
+WSR__PRIVATE void wsr__thread_unlock(void *t) { pthread_mutex_unlock(&((wsr__thread *)t)->mu); }
+/* Wakes the thread from poll(), unless it is the caller. A full pipe
+   already holds a wake-up, so EAGAIN is fine. */
+WSR__PRIVATE void wsr__thread_wake(void *self) {
+    wsr__thread *t = (wsr__thread *)self;
+    char b = 1;
+    ssize_t n;
+    if (t->running && pthread_equal(pthread_self(), t->tid)) return;
+    do n = write(t->wake_w, &b, 1); while (n < 0 && errno == EINTR);
+}
+
+WSR__PRIVATE wsr__thread *wsr__thread_new(const wsr_allocator *a) {
+    wsr__thread *t = (wsr__thread *)wsr__alloc(a, sizeof *t);
+    pthread_mutexattr_t attr;
+    int fds[2];
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    if (pipe(fds) != 0) { wsr__free(a, t); return NULL; }
+    t->wake_r = fds[0];
+    t->wake_w = fds[1];
+    wsr__posix_prepare(t->wake_r);
+    wsr__posix_prepare(t->wake_w);
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&t->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return t;
+}
+
+WSR__PRIVATE void wsr__thread_free(wsr__thread *t, const wsr_allocator *a) {
+    close(t->wake_r);
+    close(t->wake_w);
+    pthread_mutex_destroy(&t->mu);
+    wsr__free(a, t);
+}
+
+WSR__PRIVATE int wsr__thread_start(wsr__thread *t, void *(*fn)(void *), void *arg) {
+    t->running = 1;
+    if (pthread_create(&t->tid, NULL, fn, arg) != 0) { t->running = 0; return -1; }
+    return 0;
+}
+
+WSR__PRIVATE void wsr__thread_join(wsr__thread *t) {
+    if (t->running) pthread_join(t->tid, NULL);
+    t->running = 0;
+}
+
+/* poll() on the client's socket and the wake-up pipe. Returns the socket's
+   WSR_POLL_* events; a wake-up only ends the wait (the pipe is emptied). */
+WSR__PRIVATE int wsr__thread_wait(wsr__thread *t, uintptr_t sock, int events, int timeout_ms) {
+    struct pollfd pfd[2];
+    int n = 0, r, out = 0;
+    char drain[64];
+    pfd[0].fd = t->wake_r;
+    pfd[0].events = POLLIN;
+    pfd[0].revents = 0;
+    if (sock != WSR_INVALID_SOCKET) {
+        pfd[1].fd = (int)sock;
+        pfd[1].events = (short)(((events & WSR_POLL_IN) ? POLLIN : 0) | ((events & WSR_POLL_OUT) ? POLLOUT : 0));
+        pfd[1].revents = 0;
+        n = 1;
+    }
+    r = poll(pfd, (nfds_t)(1 + n), timeout_ms);
+    if (r <= 0) return 0;
+    if (pfd[0].revents) while (read(t->wake_r, drain, sizeof drain) > 0) {}
+    if (n && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) out |= WSR_POLL_IN;
+    if (n && (pfd[1].revents & POLLOUT)) out |= WSR_POLL_OUT;
+    return out;
+}
+#endif /* !WSR_NO_THREADS */
 #endif /* WSR__POSIX */
 
 /* ------------------------------------------------------------------------
@@ -2727,14 +3542,19 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
     memset(c, 0, sizeof *c);
     c->cfg = *cfg;
     c->alloc = cfg->allocator;
-    c->rand_fn = wsr__os_random;
+    c->rand_fn = cfg->random_fn ? cfg->random_fn : wsr__os_random;
+    c->rand_user = cfg->random_fn ? cfg->user : NULL;
+    c->rtt_ms = -1;
     /* Our own copies of every string, so the caller's may go away. */
     c->cfg.url = wsr__strdup(a, cfg->url);
     c->cfg.origin = wsr__strdup(a, cfg->origin);
     c->cfg.subprotocols = wsr__strdup(a, cfg->subprotocols);
     c->cfg.headers = wsr__strdup(a, cfg->headers);
+    c->cfg.heartbeat_text = wsr__strdup(a, cfg->heartbeat_text);
+    c->cfg.heartbeat_reply = wsr__strdup(a, cfg->heartbeat_reply);
     if (!c->cfg.url || (cfg->origin && !c->cfg.origin) || (cfg->subprotocols && !c->cfg.subprotocols) ||
-        (cfg->headers && !c->cfg.headers)) {
+        (cfg->headers && !c->cfg.headers) || (cfg->heartbeat_text && !c->cfg.heartbeat_text) ||
+        (cfg->heartbeat_reply && !c->cfg.heartbeat_reply)) {
         wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL);
         wsr_client_free(c);
         return NULL;
@@ -2773,6 +3593,10 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
         memset(t, 0, sizeof *t);
         t->fd = -1;
         t->connect_timeout_ms = cfg->connect_timeout_ms;
+        t->ka_idle_s = cfg->tcp_keepalive_idle_s;
+        t->ka_interval_s = cfg->tcp_keepalive_interval_s;
+        t->ka_count = cfg->tcp_keepalive_count;
+        t->user_timeout_ms = cfg->tcp_user_timeout_ms;
         c->tr_owned = t;
         c->tr_free_fn = wsr__tcp_free;
         c->tr.open_fn = wsr__tcp_open;
@@ -2788,11 +3612,110 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
     return c;
 }
 
+#if !defined(WSR_NO_THREADS)
+/* The client's background thread: the same loop as wsr_client_poll, with
+   the lock released only while it waits, and a pipe to wake it. */
+WSR__PRIVATE void *wsr__client_thread_main(void *arg) {
+    wsr_client *c = (wsr_client *)arg;
+    wsr__thread *t = (wsr__thread *)c->thread;
+    int revents = 0;
+    wsr__thread_lock(t);
+    while (!t->stop && c->state != WSR_STATE_CLOSED) {
+        int timeout, events;
+        uintptr_t sock;
+        wsr__client_run(c, wsr_now_ms(), revents);
+        if (t->stop || c->state == WSR_STATE_CLOSED) break;
+        timeout = wsr_client_timeout_ms(c, wsr_now_ms());
+        sock = wsr_client_socket(c);
+        events = wsr_client_events(c);
+        wsr__thread_unlock(t);
+        revents = wsr__thread_wait(t, sock, events, timeout);
+        wsr__thread_lock(t);
+    }
+    wsr__thread_unlock(t);
+    return NULL;
+}
+#endif
+
+WSR_API wsr_err wsr_client_start_thread(wsr_client *c) {
+#if defined(WSR_NO_THREADS)
+    (void)c;
+    return WSR_ERR_INVALID;
+#else
+    wsr__thread *t;
+    if (!c) return WSR_ERR_INVALID;
+    if (c->thread || c->state == WSR_STATE_CLOSED) return WSR_ERR_STATE;
+    if (!(t = wsr__thread_new(&c->alloc))) return WSR_ERR_NOMEM;
+    c->thread = t;
+    c->lock_fn = wsr__thread_lock;
+    c->unlock_fn = wsr__thread_unlock;
+    c->wake_fn = wsr__thread_wake;
+    if (wsr__thread_start(t, wsr__client_thread_main, c) != 0) {
+        c->thread = NULL;
+        c->lock_fn = c->unlock_fn = c->wake_fn = NULL;
+        wsr__thread_free(t, &c->alloc);
+        return WSR_ERR_NOMEM;
+    }
+    return WSR_OK;
+#endif
+}
+
+/* Waits until done(c) holds: on a threaded client by looking every few
+   milliseconds while the thread works, otherwise by polling the client. */
+WSR__PRIVATE wsr_err wsr__client_wait_for(wsr_client *c, int timeout_ms, int (*done)(const wsr_client *)) {
+    uint64_t start = wsr_now_ms();
+    if (!c) return WSR_ERR_INVALID;
+    for (;;) {
+        int ok, left = 50;
+        wsr__client_lock(c);
+        ok = done(c);
+        if (c->unlock_fn) c->unlock_fn(c->thread);   /* no wake-up needed for a look */
+        if (ok) return WSR_OK;
+        if (timeout_ms >= 0) {
+            uint64_t spent = wsr_now_ms() - start;
+            if (spent >= (uint64_t)timeout_ms) return WSR_ERR_TIMEOUT;
+            left = (int)WSR__MIN((uint64_t)left, (uint64_t)timeout_ms - spent);
+        }
+        if (c->thread) wsr__wait_one(WSR_INVALID_SOCKET, 0, WSR__MIN(left, 5));
+        else wsr_client_poll(c, left);
+    }
+}
+
+WSR__PRIVATE int wsr__client_flushed(const wsr_client *c) { return c->q_count == 0 || c->state == WSR_STATE_CLOSED; }
+WSR__PRIVATE int wsr__client_is_closed(const wsr_client *c) { return c->state == WSR_STATE_CLOSED; }
+
+WSR_API wsr_err wsr_client_flush(wsr_client *c, int timeout_ms) {
+    return wsr__client_wait_for(c, timeout_ms, wsr__client_flushed);
+}
+
+WSR_API wsr_err wsr_client_wait_closed(wsr_client *c, int timeout_ms) {
+    return wsr__client_wait_for(c, timeout_ms, wsr__client_is_closed);
+}
+
 WSR_API void wsr_client_free(wsr_client *c) {
     wsr_allocator a;
     if (!c) return;
     a = c->alloc;
-    if (c->state != WSR_STATE_IDLE && c->state != WSR_STATE_CLOSED && c->tr.close_fn) c->tr.close_fn(c->tr.self);
+#if !defined(WSR_NO_THREADS)
+    if (c->thread) {
+        wsr__thread *t = (wsr__thread *)c->thread;
+        wsr__thread_lock(t);
+        t->stop = 1;
+        wsr__thread_unlock(t);
+        wsr__thread_wake(t);
+        wsr__thread_join(t);
+        wsr__thread_free(t, &a);
+        c->thread = NULL;
+        c->lock_fn = c->unlock_fn = c->wake_fn = NULL;
+    }
+#endif
+    if (c->state != WSR_STATE_IDLE && c->state != WSR_STATE_WAITING && c->state != WSR_STATE_CLOSED &&
+        c->tr.close_fn)
+        c->tr.close_fn(c->tr.self);
+    /* Nothing lost silently: what never went out is reported. */
+    c->close_requested = 1;
+    wsr__q_unframe(c);
+    wsr__q_drop_unframed(c, WSR_DELIVERY_CLOSED);
     if (c->tr_owned) c->tr_free_fn(c->tr_owned, &a);
     wsr_proto_free(c->proto);
     wsr__buf_free(&c->in, &a);
@@ -2802,6 +3725,8 @@ WSR_API void wsr_client_free(wsr_client *c) {
     wsr__free(&a, (void *)c->cfg.origin);
     wsr__free(&a, (void *)c->cfg.subprotocols);
     wsr__free(&a, (void *)c->cfg.headers);
+    wsr__free(&a, (void *)c->cfg.heartbeat_text);
+    wsr__free(&a, (void *)c->cfg.heartbeat_reply);
     wsr__free(&a, c->host);
     wsr__free(&a, c);
 }
@@ -2811,9 +3736,10 @@ WSR_API wsr_err wsr_client_poll(wsr_client *c, int timeout_ms) {
     int t, revents;
     wsr_err r;
     if (!c) return WSR_ERR_INVALID;
+    if (c->thread) return WSR_ERR_STATE;
     if (c->state == WSR_STATE_CLOSED) return WSR_OK;
-    /* First the work that needs no waiting: start an attempt, write what the
-       application queued since the last poll (all of it in one write), timers. */
+    /* First the work that needs no waiting (start an attempt, timers), then
+       wait for the socket or the next timer, then read and write. */
     now = wsr_now_ms();
     if ((r = wsr__client_run(c, now, 0)) != WSR_OK || c->state == WSR_STATE_CLOSED) return r;
     t = wsr_client_timeout_ms(c, now);

@@ -224,6 +224,10 @@ static void world_cfg(world *w, const char *url) {
     wsr_client_config_init(&w->cfg);
     w->cfg.url = url ? url : "ws://example.com:8080/chat?x=1";
     w->cfg.transport = &w->tr;
+    /* One connection, no keepalive: the tests in this file are about a
+       single attempt. test_reconnect.c covers what comes after. */
+    w->cfg.reconnect = 0;
+    w->cfg.ping_interval_ms = 0;
     w->cfg.on_state = cb_state;
     w->cfg.on_open = cb_open;
     w->cfg.on_close = cb_close;

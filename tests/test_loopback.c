@@ -156,6 +156,7 @@ static void client_cfg(wsr_client_config *cfg, cli_rec *r, char *url, size_t url
     cfg->on_message = c_message;
     cfg->on_pong = c_pong;
     cfg->user = r;
+    cfg->reconnect = 0;          /* one connection per test here; see test_reconnect_live.c */
 }
 
 static wsr_client *client_new(wsr_client_config *cfg) {
