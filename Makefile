@@ -9,7 +9,7 @@ WARN     = -Wall -Wextra -Wpedantic -Werror
 CFLAGS  ?= -O2 -g
 STD_C    = -std=c99 $(WARN)
 STD_CXX  = -std=c++11 $(WARN)
-LDLIBS   =
+LDLIBS   = -pthread
 B        = build
 
 HEADER   = ws_reconnect.h

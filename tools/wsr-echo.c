@@ -2,8 +2,10 @@
 
    usage: wsr-echo [-p PORT] [-h HOST] [-q]
    Listens (port 0 picks a free one), prints "listening on HOST:PORT" on
-   stdout, and sends every message back to the client that sent it. Stops
-   cleanly on SIGINT/SIGTERM. -q: no log lines. */
+   stdout, and sends every message back to the client that sent it. On
+   SIGINT/SIGTERM it closes every connection with 1012 "service restart"
+   (clients know to come back), waits up to 2 s for the close handshakes,
+   and exits. -q: no log lines. */
 #define WSR_IMPLEMENTATION
 #include "ws_reconnect.h"
 #include <signal.h>
@@ -13,11 +15,15 @@
 
 static volatile sig_atomic_t stop;
 static int quiet;
+static wsr_conn *conns[1024];     /* open connections, for the goodbye */
 
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
 static void on_open(wsr_conn *conn, void *user) {
+    size_t i;
     (void)user;
+    for (i = 0; i < sizeof conns / sizeof conns[0]; i++)
+        if (!conns[i]) { conns[i] = conn; break; }
     if (!quiet) printf("open %s\n", wsr_conn_path(conn));
 }
 
@@ -28,7 +34,10 @@ static void on_message(wsr_conn *conn, wsr_msg_type type, const void *data, size
 }
 
 static void on_close(wsr_conn *conn, const wsr_error *why, void *user) {
-    (void)conn; (void)user;
+    size_t i;
+    (void)user;
+    for (i = 0; i < sizeof conns / sizeof conns[0]; i++)
+        if (conns[i] == conn) conns[i] = NULL;
     if (!quiet) printf("closed: %s (code %d)\n", why->message, why->close_code);
 }
 
@@ -55,6 +64,14 @@ int main(int argc, char **argv) {
     fflush(stdout);
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (!stop) wsr_server_poll(s, 200);
+    /* Say goodbye properly: 1012 tells clients the server restarts. */
+    {
+        uint64_t until = wsr_now_ms() + 2000;
+        size_t k;
+        for (k = 0; k < sizeof conns / sizeof conns[0]; k++)
+            if (conns[k]) wsr_conn_close(conns[k], 1012, "service restart");
+        while (wsr_server_conn_count(s) > 0 && wsr_now_ms() < until) wsr_server_poll(s, 50);
+    }
     wsr_server_free(s);
     return 0;
 }
