@@ -17,7 +17,8 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
-COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split
+COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split \
+                $(B)/compile_nothreads
 
 .PHONY: all test run-tests test-valgrind demo clean tools examples
 all: tools examples
@@ -37,7 +38,8 @@ $(B)/tools/%: tools/%.c $(HEADER) | $(B)
 
 # The header must build as C99 with gcc and clang, as C++11, with WSR_STATIC in
 # two translation units, and as a declarations-only unit linked with the
-# implementation unit (this catches include-guard mistakes).
+# implementation unit (this catches include-guard mistakes); and without
+# threads (WSR_NO_THREADS, linked without -pthread).
 $(B)/compile_c: tests/compile_c.c $(HEADER) | $(B)
 	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 $(B)/compile_clang: tests/compile_c.c $(HEADER) | $(B)
@@ -46,6 +48,8 @@ $(B)/compile_cpp: tests/compile_cpp.cpp $(HEADER) | $(B)
 	$(CXX) $(STD_CXX) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 $(B)/compile_static: tests/compile_static_a.c tests/compile_static_b.c $(HEADER) | $(B)
 	$(CC) $(STD_C) $(CFLAGS) -I. tests/compile_static_a.c tests/compile_static_b.c -o $@ $(LDLIBS)
+$(B)/compile_nothreads: tests/compile_nothreads.c $(HEADER) | $(B)
+	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@
 $(B)/compile_split: tests/compile_split_decl.c tests/compile_split_impl.c $(HEADER) | $(B)
 	$(CC) $(STD_C) $(CFLAGS) -I. tests/compile_split_decl.c tests/compile_split_impl.c -o $@ $(LDLIBS)
 

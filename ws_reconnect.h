@@ -1,7 +1,9 @@
-/* ws_reconnect.h - v0.1.0 - RFC 6455 WebSocket client and server that stays connected - MIT OR Unlicense - see end of file
+/* ws_reconnect.h - v0.2.0 - RFC 6455 WebSocket client and server that stays connected - MIT OR Unlicense - see end of file
 
    A WebSocket library in one C99 file: a strict RFC 6455 codec, a client that
-   tells you exactly why its connection ended, and a server, driven by poll().
+   stays connected (reconnect with backoff, keepalive, a queue that loses
+   nothing silently) and tells you exactly why a link ended, and a server,
+   driven by poll(), by your own event loop, or by a background thread.
 
    QUICK START
 
@@ -20,6 +22,7 @@
            if (!(c = wsr_client_new(&cfg, &err))) { puts(err.message); return 1; }
            wsr_send_text(c, "hello", 5);          // queued until the upgrade is done
            while (wsr_client_state(c) != WSR_STATE_CLOSED) wsr_client_poll(c, 100);
+           // (it reconnects after failures; wsr_client_close() ends it)
            wsr_client_free(c);
        }
 
@@ -28,13 +31,17 @@
      frames in between, incremental fail-fast UTF-8 checks, the close handshake;
      every violation refused with the close code the RFC asks for (1002/1007/1009).
    - The HTTP/1.1 upgrade for both roles, with Sec-WebSocket-Accept checked.
-   - A client driven by poll() or by your own event loop, and a server that
-     accepts many connections in one poll loop, with broadcast.
+   - A client driven by poll(), by your own event loop, or by its own thread,
+     that reconnects with exponential backoff and jitter (Retry-After and
+     close 1012/1013 honoured), pings idle links and fails dead ones within
+     ping_interval_ms + pong_timeout_ms, and keeps every message in a bounded
+     queue until it is written whole, re-sending across reconnects; the fate
+     of each message is reported (on_delivery).
+   - A server that accepts many connections in one poll loop, with broadcast.
    - A sans-I/O layer (codec and handshake) you can drive with your own I/O.
    - Bounded everything: message size, handshake size, queue size.
 
    DOES NOT (yet)
-   - Reconnect with backoff, keepalive pings, the delivery callback, threads.
    - TLS (wss:// fails at once with WSR_ERR_TLS_UNAVAILABLE).
    - Windows (the Winsock transport is not written yet; the build stops with #error).
    - permessage-deflate or any other extension (a server that sends one unasked is refused).
@@ -48,6 +55,7 @@
        WSR_MALLOC(n)        IMPL-ONLY  define all three or none; default malloc/realloc/free
        WSR_REALLOC(p,n)     IMPL-ONLY
        WSR_FREE(p)          IMPL-ONLY
+       WSR_NO_THREADS       IMPL-ONLY  no thread runner (wsr_client_start_thread fails)
    No macro changes the layout of a public struct.
 
    THREADING
@@ -55,10 +63,14 @@
    inside wsr_client_poll / wsr_server_poll on that thread. Different objects may
    be used from different threads at once: the library has no global state.
    A callback may send and close, but must not free the object it was called for.
+   wsr_client_start_thread() hands a client to a background thread (pthreads;
+   WSR_NO_THREADS compiles it out): then sends, close, reconnect, probe and the
+   getters work from any thread, and callbacks run on the client's thread.
 
    LIMITATIONS
    - DNS (getaddrinfo) blocks the polling thread while it runs.
-   - One connection per client: no reconnection yet (see DOES NOT).
+   - "Written" means handed to the kernel: WebSocket has no acknowledgement,
+     so a message a dying server read but never acted on needs your own.
    - Messages are delivered whole; there is no streaming of huge messages,
      so max_message_size bounds the memory one connection can take.
 
@@ -80,6 +92,9 @@
    that may block longer than the timeout you give to poll.
 
    LATEST CHANGES (full list in README.md)
+   0.2.0  reconnection, keepalive, the lossless queue with delivery reports,
+          the thread runner. Clients now reconnect by default (reconnect = 0
+          for one connection) and ping after 20 s without traffic.
    0.1.0  first release: codec, handshake, POSIX client and server.
 */
 #ifndef WSR_INCLUDE_WS_RECONNECT_H
@@ -102,9 +117,9 @@
    ------------------------------------------------------------------------ */
 /* >>version */
 #define WSR_VERSION_MAJOR 0
-#define WSR_VERSION_MINOR 1
+#define WSR_VERSION_MINOR 2
 #define WSR_VERSION_PATCH 0
-#define WSR_VERSION_STRING "0.1.0"
+#define WSR_VERSION_STRING "0.2.0"
 
 #ifndef WSR_API
 #  if defined(WSR_STATIC) && (defined(__GNUC__) || defined(__clang__))
@@ -2759,7 +2774,9 @@ WSR__PRIVATE wsr_err wsr__client_run(wsr_client *c, uint64_t now, int revents) {
     memset(&e, 0, sizeof e);
     c->now = now;
     wsr__q_age(c, now);
-    if (c->reconnect_now && !c->close_requested) wsr__client_do_reconnect(c, now);
+    if (c->close_requested) c->reconnect_now = 0;
+    if (c->state != WSR_STATE_OPEN) c->probe_ms = 0;
+    if (c->reconnect_now) wsr__client_do_reconnect(c, now);
     if (c->state == WSR_STATE_IDLE && !c->close_requested) {
         if ((r = wsr__client_start(c, now)) != WSR_OK) return r;
     }
@@ -2879,7 +2896,9 @@ WSR_API int wsr_client_events(const wsr_client *c) {
 WSR__PRIVATE uint64_t wsr__client_next_timer(const wsr_client *c) {
     uint64_t t = UINT64_MAX;
     if (c->state == WSR_STATE_CLOSED) return t;
-    if (c->state == WSR_STATE_IDLE || c->reconnect_now || c->probe_ms || c->q_stamped < wsr__q_end(c)) return 0;
+    if (c->state == WSR_STATE_IDLE || (c->reconnect_now && !c->close_requested) ||
+        (c->probe_ms && c->state == WSR_STATE_OPEN) || c->q_stamped < wsr__q_end(c))
+        return 0;
     if (c->state == WSR_STATE_WAITING) t = c->wake_at;
     if (c->state == WSR_STATE_CLOSING && !c->deadline && c->cfg.close_timeout_ms > 0) return 0;
     if (c->deadline) t = WSR__MIN(t, c->deadline);
@@ -2935,8 +2954,10 @@ WSR_API wsr_err wsr_send_tracked(wsr_client *c, wsr_msg_type type, const void *d
     wsr__buf_append(&c->queue, &c->alloc, data, len);
     c->q_bytes += len;
     c->q_count++;
-    /* While open, encode at once: the next poll only has to write. */
-    if (c->state == WSR_STATE_OPEN) e = wsr__q_frame(c, 0);
+    /* While open, encode at once: the next poll only has to write. (If that
+       fails for memory, the message is queued all the same and the next
+       write tries again.) */
+    if (c->state == WSR_STATE_OPEN) wsr__q_frame(c, 0);
 done:
     wsr__client_unlock(c);
     return e;
@@ -3033,7 +3054,7 @@ WSR_API wsr_err wsr_client_set_url(wsr_client *c, const char *url, wsr_error *er
     copy = wsr__strdup(&c->alloc, url);
     if (!copy) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); return WSR_ERR_NOMEM; }
     if (wsr_url_parse(copy, &u, &e) != WSR_OK || u.secure) {
-        if (u.secure && e.code == WSR_OK)
+        if (e.code == WSR_OK)
             wsr__error_set(&e, WSR_ERR_TLS_UNAVAILABLE, 0, "wss:// needs TLS, which is not compiled in");
         if (err) *err = e;
         wsr__free(&c->alloc, copy);
@@ -3077,12 +3098,41 @@ WSR_API size_t wsr_client_clear_queue(wsr_client *c) {
     return n;
 }
 
-WSR_API wsr_state wsr_client_state(const wsr_client *c) { return c ? c->state : WSR_STATE_CLOSED; }
+WSR_API wsr_state wsr_client_state(const wsr_client *c) {
+    wsr_state s;
+    if (!c) return WSR_STATE_CLOSED;
+    wsr__client_lock(c);
+    s = c->state;
+    if (c->unlock_fn) c->unlock_fn(c->thread);
+    return s;
+}
 WSR_API const wsr_error *wsr_client_error(const wsr_client *c) { return &c->error; }
 WSR_API void *wsr_client_user(const wsr_client *c) { return c->cfg.user; }
-WSR_API size_t wsr_client_queued_bytes(const wsr_client *c) { return c ? c->q_bytes : 0; }
-WSR_API size_t wsr_client_queued_messages(const wsr_client *c) { return c ? c->q_count : 0; }
-WSR_API int wsr_client_rtt_ms(const wsr_client *c) { return c ? c->rtt_ms : -1; }
+/* Getters read under the lock, so a threaded client is read consistently. */
+WSR_API size_t wsr_client_queued_bytes(const wsr_client *c) {
+    size_t v;
+    if (!c) return 0;
+    wsr__client_lock(c);
+    v = c->q_bytes;
+    if (c->unlock_fn) c->unlock_fn(c->thread);
+    return v;
+}
+WSR_API size_t wsr_client_queued_messages(const wsr_client *c) {
+    size_t v;
+    if (!c) return 0;
+    wsr__client_lock(c);
+    v = c->q_count;
+    if (c->unlock_fn) c->unlock_fn(c->thread);
+    return v;
+}
+WSR_API int wsr_client_rtt_ms(const wsr_client *c) {
+    int v;
+    if (!c) return -1;
+    wsr__client_lock(c);
+    v = c->rtt_ms;
+    if (c->unlock_fn) c->unlock_fn(c->thread);
+    return v;
+}
 
 /* ------------------------------------------------------------------------
    Platform: clock, random bytes, OS errors, the TCP transport

@@ -8,7 +8,7 @@
 
 int main(void) {
     int failed = strcmp(wsr_strerror(WSR_ERR_TIMEOUT), "timed out") != 0;
-    failed += strcmp(WSR_VERSION_STRING, "0.1.0") != 0;
+    failed += strcmp(WSR_VERSION_STRING, "0.2.0") != 0;
     printf("%d passed, %d failed\n", 2 - failed, failed);
     return failed != 0;
 }
