@@ -35,6 +35,7 @@ int main(int argc, char **argv) {
     cfg.on_open = on_open;
     cfg.on_message = on_message;
     cfg.on_close = on_close;
+    cfg.backoff.max_attempts = 3;           /* a one-shot tool gives up; a long-lived client would not */
     c = wsr_client_new(&cfg, &err);
     if (!c) { fprintf(stderr, "hello: %s\n", err.message); return 1; }
     while (wsr_client_state(c) != WSR_STATE_CLOSED) wsr_client_poll(c, 1000);
