@@ -2168,6 +2168,7 @@ struct wsr_client {
     int ping_out;                 /* a keepalive was sent and nothing has arrived since */
     uint32_t ping_seq;            /* payload of the last keepalive ping */
     int rtt_ms;
+    int rtt_pending;              /* the last keepalive has not been answered yet */
     int probe_ms;                 /* wsr_client_probe(): ping at the next step with this deadline */
 
     /* The outbound queue (see above). */
@@ -2259,7 +2260,7 @@ WSR__PRIVATE size_t wsr__q_drop_unframed(wsr_client *c, wsr_delivery fate) {
    is shorter than WSR__FRAME_AHEAD (all of them when `all`, before a close). */
 WSR__PRIVATE wsr_err wsr__q_frame(wsr_client *c, int all) {
     const unsigned char *d;
-    while (c->state == WSR_STATE_OPEN && c->q_framed < wsr__q_end(c) &&
+    while (c->state == WSR_STATE_OPEN && c->q_framed < wsr__q_end(c) && !wsr_proto_close_sent(c->proto) &&
            (all || wsr_proto_pending(c->proto, &d) < WSR__FRAME_AHEAD)) {
         wsr__rec r;
         wsr_err e;
@@ -2351,7 +2352,9 @@ WSR__PRIVATE void wsr__client_teardown(wsr_client *c) {
     c->deadline = 0;
     c->pong_deadline = 0;
     c->ping_out = 0;
+    c->rtt_pending = 0;
     c->probe_ms = 0;
+    c->ping_sent_at = 0;
     wsr__q_unframe(c);
 }
 
@@ -2538,8 +2541,8 @@ WSR__PRIVATE wsr_err wsr__client_write(wsr_client *c) {
             data = c->hs.data + c->hs.pos;
             n = wsr__buf_avail(&c->hs);
         } else if (c->proto) {
-            if (wsr__q_frame(c, 0) != WSR_OK) {
-                wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+            if ((r = wsr__q_frame(c, 0)) != WSR_OK) {
+                wsr__error_set(&e, r, 0, "could not frame a queued message: %s", wsr_strerror(r));
                 return wsr__client_fail(c, &e);
             }
             n = wsr_proto_pending(c->proto, &data);
@@ -2576,8 +2579,9 @@ WSR__PRIVATE wsr_err wsr__client_send_keepalive(wsr_client *c, uint64_t now, int
     else
         r = wsr_proto_send(c->proto, WSR_OP_PING, seq, sizeof seq, 0);
     if (r != WSR_OK) return r;
-    c->ping_out = 1;
+    c->ping_out = timeout_ms > 0;   /* without a deadline, pings go on every interval */
     c->ping_sent_at = now;
+    c->rtt_pending = 1;
     if (timeout_ms > 0) {
         uint64_t d = now + (uint64_t)timeout_ms;
         if (!c->pong_deadline || d < c->pong_deadline) c->pong_deadline = d;
@@ -2607,7 +2611,8 @@ WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
     switch (ev->type) {
     case WSR_EVENT_MESSAGE:
         if (wsr__client_is_heartbeat(c, ev)) {
-            c->rtt_ms = (int)(c->now - c->ping_sent_at);
+            if (c->rtt_pending) c->rtt_ms = (int)(c->now - c->ping_sent_at);
+            c->rtt_pending = 0;
             break;
         }
         /* Also in CLOSING: the server may have sent it before it saw our close. */
@@ -2617,7 +2622,10 @@ WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
         if (ev->len == 4 && !c->cfg.heartbeat_text) {
             uint32_t seq = (uint32_t)ev->data[0] << 24 | (uint32_t)ev->data[1] << 16 |
                            (uint32_t)ev->data[2] << 8 | ev->data[3];
-            if (seq == c->ping_seq) c->rtt_ms = (int)(c->now - c->ping_sent_at);
+            if (c->rtt_pending && seq == c->ping_seq) {
+                c->rtt_ms = (int)(c->now - c->ping_sent_at);
+                c->rtt_pending = 0;
+            }
         }
         if (c->cfg.on_pong) c->cfg.on_pong(c, ev->data, ev->len, c->cfg.user);
         break;
@@ -2810,8 +2818,10 @@ WSR__PRIVATE wsr_err wsr__client_run(wsr_client *c, uint64_t now, int revents) {
             e.close_code = 1006;
             return wsr__client_fail(c, &e);
         }
+        /* Due an interval after the last inbound traffic (or the last ping,
+           when pings have no deadline and so go on regardless). */
         if (c->probe_ms || (c->cfg.ping_interval_ms > 0 && !c->ping_out &&
-                            now - c->last_rx >= (uint64_t)c->cfg.ping_interval_ms)) {
+                            now - WSR__MAX(c->last_rx, c->ping_sent_at) >= (uint64_t)c->cfg.ping_interval_ms)) {
             int timeout = c->probe_ms ? c->probe_ms : c->cfg.pong_timeout_ms;
             c->probe_ms = 0;
             if (wsr__client_send_keepalive(c, now, timeout) == WSR_OK && (r = wsr__client_write(c)) != WSR_OK)
@@ -2895,7 +2905,7 @@ WSR_API int wsr_client_events(const wsr_client *c) {
    once, UINT64_MAX when nothing is timed. */
 WSR__PRIVATE uint64_t wsr__client_next_timer(const wsr_client *c) {
     uint64_t t = UINT64_MAX;
-    if (c->state == WSR_STATE_CLOSED) return t;
+    if (c->state == WSR_STATE_CLOSED) return c->reconnect_now && !c->close_requested ? 0 : t;
     if (c->state == WSR_STATE_IDLE || (c->reconnect_now && !c->close_requested) ||
         (c->probe_ms && c->state == WSR_STATE_OPEN) || c->q_stamped < wsr__q_end(c))
         return 0;
@@ -2904,7 +2914,8 @@ WSR__PRIVATE uint64_t wsr__client_next_timer(const wsr_client *c) {
     if (c->deadline) t = WSR__MIN(t, c->deadline);
     if (c->state == WSR_STATE_OPEN) {
         if (c->pong_deadline) t = WSR__MIN(t, c->pong_deadline);
-        if (c->cfg.ping_interval_ms > 0 && !c->ping_out) t = WSR__MIN(t, c->last_rx + (uint64_t)c->cfg.ping_interval_ms);
+        if (c->cfg.ping_interval_ms > 0 && !c->ping_out)
+            t = WSR__MIN(t, WSR__MAX(c->last_rx, c->ping_sent_at) + (uint64_t)c->cfg.ping_interval_ms);
     }
     if (c->cfg.queue_ttl_ms > 0 && c->q_framed < wsr__q_end(c)) {
         wsr__rec r;
@@ -3670,11 +3681,13 @@ WSR__PRIVATE void *wsr__client_thread_main(void *arg) {
     wsr__thread *t = (wsr__thread *)c->thread;
     int revents = 0;
     wsr__thread_lock(t);
-    while (!t->stop && c->state != WSR_STATE_CLOSED) {
+    /* A client that gave up stays parked here (no socket, no timer) in case
+       wsr_client_reconnect() restarts it; one closed by the application is done. */
+    while (!t->stop && !(c->state == WSR_STATE_CLOSED && c->close_requested)) {
         int timeout, events;
         uintptr_t sock;
         wsr__client_run(c, wsr_now_ms(), revents);
-        if (t->stop || c->state == WSR_STATE_CLOSED) break;
+        if (t->stop || (c->state == WSR_STATE_CLOSED && c->close_requested)) break;
         timeout = wsr_client_timeout_ms(c, wsr_now_ms());
         sock = wsr_client_socket(c);
         events = wsr_client_events(c);
@@ -3787,7 +3800,7 @@ WSR_API wsr_err wsr_client_poll(wsr_client *c, int timeout_ms) {
     wsr_err r;
     if (!c) return WSR_ERR_INVALID;
     if (c->thread) return WSR_ERR_STATE;
-    if (c->state == WSR_STATE_CLOSED) return WSR_OK;
+    if (c->state == WSR_STATE_CLOSED && !(c->reconnect_now && !c->close_requested)) return WSR_OK;
     /* First the work that needs no waiting (start an attempt, timers), then
        wait for the socket or the next timer, then read and write. */
     now = wsr_now_ms();
