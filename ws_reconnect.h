@@ -65,7 +65,11 @@
    A callback may send and close, but must not free the object it was called for.
    wsr_client_start_thread() hands a client to a background thread (pthreads;
    WSR_NO_THREADS compiles it out): then sends, close, reconnect, probe and the
-   getters work from any thread, and callbacks run on the client's thread.
+   getters work from any thread, and callbacks run on the client's thread,
+   except what a call itself causes: on_delivery for messages that
+   wsr_send* (DROP_OLDEST), wsr_client_clear_queue or wsr_client_close drop,
+   and on_end from wsr_client_close while not connected, run in that call,
+   on the calling thread, under the client's lock.
 
    LIMITATIONS
    - DNS (getaddrinfo) blocks the polling thread while it runs.
@@ -2824,7 +2828,12 @@ WSR__PRIVATE wsr_err wsr__client_run(wsr_client *c, uint64_t now, int revents) {
                             now - WSR__MAX(c->last_rx, c->ping_sent_at) >= (uint64_t)c->cfg.ping_interval_ms)) {
             int timeout = c->probe_ms ? c->probe_ms : c->cfg.pong_timeout_ms;
             c->probe_ms = 0;
-            if (wsr__client_send_keepalive(c, now, timeout) == WSR_OK && (r = wsr__client_write(c)) != WSR_OK)
+            /* Write it now only if this step has read: otherwise a peer
+               that has gone meanwhile would get the ping, and the queue
+               behind it, in its dead socket. Pending output makes the
+               next wait return at once, and that step reads first. */
+            if (wsr__client_send_keepalive(c, now, timeout) == WSR_OK && (revents & WSR_POLL_IN) &&
+                (r = wsr__client_write(c)) != WSR_OK)
                 return r;
         }
     }
