@@ -61,6 +61,12 @@ $(B)/asan/%: tests/%.c $(HEADER) tests/wsr_test.h | $(B)
 	@mkdir -p $(B)/asan
 	$(CC) $(STD_C) -O1 -g $(SAN) -I. $< -o $@ $(LDLIBS)
 
+# The tests that use the thread runner, once more under ThreadSanitizer.
+TSAN_TESTS = $(B)/tsan/test_reconnect_live
+$(B)/tsan/%: tests/%.c $(HEADER) tests/wsr_test.h | $(B)
+	@mkdir -p $(B)/tsan
+	$(CC) $(STD_C) -O1 -g -fsanitize=thread -I. $< -o $@ -pthread
+
 $(B):
 	@mkdir -p $(B)
 
@@ -69,8 +75,8 @@ test:
 	@tools/deps.sh
 	@$(MAKE) --no-print-directory run-tests
 
-run-tests: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(EXAMPLES) $(TOOLS)
-	@tests/run.sh $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS)
+run-tests: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS) $(EXAMPLES) $(TOOLS)
+	@tests/run.sh $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS)
 
 # Slower: every test under valgrind (leaks and uninitialised reads).
 test-valgrind: $(TESTS)
