@@ -14,6 +14,7 @@ B        = build
 
 HEADER   = ws_reconnect.h
 TEST_SRC = $(wildcard tests/test_*.c)
+TEST_H   = $(wildcard tests/*.h)
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
@@ -25,7 +26,7 @@ all: tools examples
 tools: $(TOOLS)
 examples: $(EXAMPLES)
 
-$(B)/%: tests/%.c $(HEADER) tests/wsr_test.h | $(B)
+$(B)/%: tests/%.c $(HEADER) $(TEST_H) | $(B)
 	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 $(B)/examples/%: examples/%.c $(HEADER) | $(B)
@@ -57,13 +58,13 @@ $(B)/compile_split: tests/compile_split_decl.c tests/compile_split_impl.c $(HEAD
 # any report aborts the program, which the runner counts as a failure.
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ASAN_TESTS = $(patsubst tests/%.c,$(B)/asan/%,$(TEST_SRC))
-$(B)/asan/%: tests/%.c $(HEADER) tests/wsr_test.h | $(B)
+$(B)/asan/%: tests/%.c $(HEADER) $(TEST_H) | $(B)
 	@mkdir -p $(B)/asan
 	$(CC) $(STD_C) -O1 -g $(SAN) -I. $< -o $@ $(LDLIBS)
 
 # The tests that use the thread runner, once more under ThreadSanitizer.
-TSAN_TESTS = $(B)/tsan/test_reconnect_live
-$(B)/tsan/%: tests/%.c $(HEADER) tests/wsr_test.h | $(B)
+TSAN_TESTS = $(B)/tsan/test_reconnect_live $(B)/tsan/test_reentry
+$(B)/tsan/%: tests/%.c $(HEADER) $(TEST_H) | $(B)
 	@mkdir -p $(B)/tsan
 	$(CC) $(STD_C) -O1 -g -fsanitize=thread -I. $< -o $@ -pthread
 

@@ -65,11 +65,12 @@
    A callback may send and close, but must not free the object it was called for.
    wsr_client_start_thread() hands a client to a background thread (pthreads;
    WSR_NO_THREADS compiles it out): then sends, close, reconnect, probe and the
-   getters work from any thread, and callbacks run on the client's thread,
-   except what a call itself causes: on_delivery for messages that
-   wsr_send* (DROP_OLDEST), wsr_client_clear_queue or wsr_client_close drop,
-   and on_end from wsr_client_close while not connected, run in that call,
-   on the calling thread, under the client's lock.
+   getters work from any thread, and callbacks run on the client's thread
+   (wsr_client_close from another thread only takes note; the client's
+   thread closes), except on_delivery for the messages that wsr_send*
+   (DROP_OLDEST) or wsr_client_clear_queue drop: that runs in the call, on
+   the calling thread, under the client's lock. DNS lookups block only the
+   client's thread: they run without the lock.
 
    LIMITATIONS
    - DNS (getaddrinfo) blocks the polling thread while it runs.
@@ -264,6 +265,10 @@ typedef struct wsr_transport {
     /* WSR_POLL_IN / WSR_POLL_OUT the transport itself needs (e.g. OUT while connecting). */
     int (*events_fn)(void *self);
     void *self;
+    /* Optional: while connecting, the time (now_ms scale) at which connect_fn
+       must run even if the socket stays quiet (to move on to the next
+       address), or 0. NULL: no such time. */
+    uint64_t (*timer_fn)(void *self);
 } wsr_transport;
 
 /* ---- reconnection policy, as pure functions ------------------------------ */
@@ -359,7 +364,7 @@ typedef struct wsr_client_config {
     size_t max_handshake_size;    /* limit on the response head, default 16 KiB */
     size_t send_fragment_size;    /* split outbound messages into frames of this size; 0 = never */
     int connect_timeout_ms;       /* DNS + TCP + upgrade together, default 10000 */
-    int close_timeout_ms;         /* close handshake, default 5000 */
+    int close_timeout_ms;         /* close handshake, default 5000; 0 = wait as long as it takes */
 
     /* Reconnection. */
     int reconnect;                /* 1 (default): reconnect after a failure worth retrying; 0: never */
@@ -406,8 +411,9 @@ typedef struct wsr_client_config {
     wsr_client_message_fn on_message;   /* whole message; data borrowed */
     wsr_client_close_fn on_close;       /* once per attempt that started, however it ended; why borrowed */
     wsr_client_reconnecting_fn on_reconnecting;   /* before each wait */
-    wsr_client_close_fn on_end;         /* once, when the client stops for good (closed, gave up,
-                                           or a permanent error); why borrowed */
+    wsr_client_close_fn on_end;         /* once each time the client stops for good (closed, gave
+                                           up, or a permanent error; wsr_client_reconnect can
+                                           restart one that gave up); why borrowed */
     wsr_client_delivery_fn on_delivery; /* the fate of every message */
     wsr_client_state_fn on_state;       /* every state change */
     wsr_client_pong_fn on_pong;         /* a pong arrived; payload borrowed */
@@ -461,7 +467,8 @@ WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason);
 WSR_API wsr_err wsr_client_reconnect(wsr_client *c);
 /* Checks the link now, e.g. after the machine resumed from sleep: a ping is
    sent at the next step, and no inbound traffic within timeout_ms fails the
-   link (and reconnects). While waiting to reconnect it skips the wait. */
+   link (and reconnects). While waiting to reconnect it skips the wait;
+   while connecting it does nothing (the connect timeout covers that). */
 WSR_API wsr_err wsr_client_probe(wsr_client *c, int timeout_ms);
 /* Change the URL or the extra headers for the next attempts (copied), e.g.
    from on_reconnecting with a refreshed token. */
@@ -472,8 +479,11 @@ WSR_API wsr_err wsr_client_set_headers(wsr_client *c, const char *headers);
 WSR_API size_t wsr_client_clear_queue(wsr_client *c);
 
 WSR_API wsr_state wsr_client_state(const wsr_client *c);
-/* Why the last connection ended (code WSR_OK while none has). Borrowed. */
+/* Why the last connection ended (code WSR_OK while none has), kept until
+   the next one ends. Borrowed; with the thread runner, read it in a
+   callback or copy it with wsr_client_get_error(), which takes the lock. */
 WSR_API const wsr_error *wsr_client_error(const wsr_client *c);
+WSR_API void wsr_client_get_error(const wsr_client *c, wsr_error *out);
 /* Payload bytes and messages accepted by wsr_send* and not yet written whole. */
 WSR_API size_t wsr_client_queued_bytes(const wsr_client *c);
 WSR_API size_t wsr_client_queued_messages(const wsr_client *c);
@@ -489,7 +499,8 @@ WSR_API void *wsr_client_user(const wsr_client *c);
 WSR_API wsr_err wsr_client_start_thread(wsr_client *c);
 /* Waits up to timeout_ms (-1: no limit) until nothing is left in the queue:
    every message written or dropped. WSR_OK, or WSR_ERR_TIMEOUT. Polls the
-   client itself unless it runs on its own thread. */
+   client itself unless it runs on its own thread. Not from a callback
+   (WSR_ERR_STATE): it would wait for itself. */
 WSR_API wsr_err wsr_client_flush(wsr_client *c, int timeout_ms);
 /* Waits up to timeout_ms (-1: no limit) until the client is CLOSED, e.g.
    after wsr_client_close(). WSR_OK, or WSR_ERR_TIMEOUT. */
@@ -2122,6 +2133,7 @@ WSR_API int wsr_error_retryable(const wsr_error *e) {
        queue:  [ framed, being written ][ unframed, waiting          ]
                0                      q_framed                      end */
 typedef struct wsr__rec {
+    uint64_t seq;          /* order of wsr_send calls, so a drop loop knows where it began */
     uint64_t tag;          /* the application's, for on_delivery */
     uint64_t queued_at;    /* first step after the send, for queue_ttl_ms */
     uint64_t wire_end;     /* framed: stream offset just past its last frame */
@@ -2164,6 +2176,12 @@ struct wsr_client {
     uint64_t opened_at;           /* when the current connection opened */
     int is_open;                  /* the current connection reached OPEN */
     int reconnect_now;            /* wsr_client_reconnect(): act at the next step */
+    int in_run;                   /* inside wsr__client_run (so inside a callback, if called back) */
+    int in_finish;                /* inside the callbacks of wsr__client_finish */
+    int close_pending;            /* wsr_client_close() from another thread: the client's thread does it */
+    int close_code;
+    char close_reason[WSR_MAX_CLOSE_REASON + 1];
+    wsr_error last;               /* why the last connection ended, for wsr_client_error() */
 
     /* Keepalive. */
     uint64_t last_rx;             /* when bytes last arrived */
@@ -2181,6 +2199,7 @@ struct wsr_client {
     size_t q_stamped;             /* bytes of records whose queued_at is set */
     size_t q_bytes, q_count;      /* payload bytes and records in the queue */
     size_t qf_bytes, qf_count;    /* ... of them framed */
+    uint64_t q_seq;               /* the next record's sequence number */
     uint64_t wire_written;        /* bytes of this connection's frames written so far */
 
     /* The background thread, when there is one (set by the driver). */
@@ -2188,6 +2207,7 @@ struct wsr_client {
     void (*lock_fn)(void *thread);
     void (*unlock_fn)(void *thread);
     void (*wake_fn)(void *thread);
+    int (*is_loop_fn)(void *thread);   /* is the caller the client's thread? */
 };
 
 /* Public calls that may come from other threads take the client's lock (a
@@ -2246,14 +2266,16 @@ WSR__PRIVATE void wsr__q_remove(wsr_client *c, size_t off, wsr_delivery fate) {
     if (c->cfg.on_delivery) c->cfg.on_delivery(c, r.tag, fate, c->cfg.user);
 }
 
-/* Drops every unframed record that is in the queue now (not ones the
-   callbacks add meanwhile). Returns how many. */
+/* Drops every unframed record that is in the queue now, and not the ones
+   callbacks add meanwhile (they have later sequence numbers). Every
+   iteration re-reads the queue: a callback may have emptied it. */
 WSR__PRIVATE size_t wsr__q_drop_unframed(wsr_client *c, wsr_delivery fate) {
-    size_t end = wsr__q_end(c), n = 0;
-    while (c->q_framed < end) {
+    uint64_t limit = c->q_seq;
+    size_t n = 0;
+    while (c->q_framed < wsr__q_end(c)) {
         wsr__rec r;
         wsr__rec_get(c, c->q_framed, &r);
-        end -= sizeof r + (size_t)r.len;
+        if (r.seq >= limit) break;
         wsr__q_remove(c, c->q_framed, fate);
         n++;
     }
@@ -2321,7 +2343,8 @@ WSR__PRIVATE void wsr__q_age(wsr_client *c, uint64_t now) {
         c->q_stamped += sizeof r + (size_t)r.len;
     }
     if (c->cfg.queue_ttl_ms <= 0) return;
-    while (c->q_framed < wsr__q_end(c)) {
+    /* Only stamped records: one a callback sends meanwhile has no time yet. */
+    while (c->q_framed < c->q_stamped) {
         wsr__rec r;
         wsr__rec_get(c, c->q_framed, &r);
         if (now - r.queued_at < (uint64_t)c->cfg.queue_ttl_ms) break;
@@ -2369,7 +2392,7 @@ WSR__PRIVATE void wsr__client_end(wsr_client *c, wsr_delivery fate) {
     wsr__client_to(c, WSR_STATE_CLOSED);
     wsr__q_unframe(c);
     wsr__q_drop_unframed(c, fate);
-    why = c->error;
+    why = c->last = c->error;
     wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "stopped for good: %s", why.message);
     if (c->cfg.on_end) c->cfg.on_end(c, &why, c->cfg.user);
 }
@@ -2434,7 +2457,7 @@ WSR__PRIVATE void wsr__client_finish(wsr_client *c) {
         }
     }
     if (what[0]) wsr__client_gave_up(c, what);
-    why = c->error;
+    why = c->last = c->error;
     wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "connection ended: %s (close code %d)", why.message, why.close_code);
 
     if (!retry) {
@@ -2445,10 +2468,17 @@ WSR__PRIVATE void wsr__client_finish(wsr_client *c) {
     }
     c->prev_delay = delay;
     c->wake_at = now + (uint64_t)delay;
+    /* Callbacks here may call wsr_client_close(): it only takes note
+       (in_finish), so that on_close is heard before on_end. */
+    c->in_finish = 1;
     wsr__client_to(c, WSR_STATE_WAITING);
     if (c->cfg.queue_drop_on_disconnect) wsr__q_drop_unframed(c, WSR_DELIVERY_DISCONNECTED);
     if (c->cfg.on_close) c->cfg.on_close(c, &why, c->cfg.user);
-    if (c->state != WSR_STATE_WAITING) return;          /* on_close closed the client */
+    c->in_finish = 0;
+    if (c->close_requested) {
+        wsr__client_end(c, WSR_DELIVERY_CLOSED);
+        return;
+    }
     wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "reconnect attempt %d in %d ms", c->attempt, delay);
     if (c->cfg.on_reconnecting && !forced &&
         !c->cfg.on_reconnecting(c, c->attempt, delay, &why, c->cfg.user) && c->state == WSR_STATE_WAITING) {
@@ -2479,7 +2509,23 @@ WSR__PRIVATE wsr_err wsr__client_start(wsr_client *c, uint64_t now) {
     if (c->state != WSR_STATE_CONNECTING) return WSR_OK;   /* on_state closed the client */
     wsr__log(c->cfg.log_fn, c->cfg.user, WSR_LOG_INFO, "connecting to %s port %d", c->host, c->url.port);
     memset(&e, 0, sizeof e);
-    if (c->tr.open_fn(c->tr.self, c->host, c->url.port, now, &e) != WSR_OK) return wsr__client_fail(c, &e);
+    {
+        /* open_fn resolves the name, which may block for seconds: on a
+           threaded client, other threads may send meanwhile. (Only the
+           client's thread changes the state, so nothing moves under us;
+           the host is copied because wsr_client_set_url may replace it.) */
+        char *host = wsr__strdup(&c->alloc, c->host);
+        wsr_err r;
+        if (!host) {
+            wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+            return wsr__client_fail(c, &e);
+        }
+        if (c->unlock_fn) c->unlock_fn(c->thread);
+        r = c->tr.open_fn(c->tr.self, host, c->url.port, now, &e);
+        if (c->lock_fn) c->lock_fn(c->thread);
+        wsr__free(&c->alloc, host);
+        if (r != WSR_OK) return wsr__client_fail(c, &e);
+    }
     return WSR_OK;
 }
 
@@ -2780,11 +2826,16 @@ WSR__PRIVATE void wsr__client_do_reconnect(wsr_client *c, uint64_t now) {
    revents says which of WSR_POLL_IN / WSR_POLL_OUT the socket reported.
    Reads come before writes, so a peer that has gone is noticed before
    more messages are written into a dead socket. */
-WSR__PRIVATE wsr_err wsr__client_run(wsr_client *c, uint64_t now, int revents) {
+WSR__PRIVATE wsr_err wsr__client_do_close(wsr_client *c, int code, const char *reason, size_t rl);
+WSR__PRIVATE wsr_err wsr__client_run_once(wsr_client *c, uint64_t now, int revents) {
     wsr_error e;
     wsr_err r = WSR_OK;
     memset(&e, 0, sizeof e);
     c->now = now;
+    if (c->close_pending) {
+        c->close_pending = 0;
+        wsr__client_do_close(c, c->close_code, c->close_reason, strlen(c->close_reason));
+    }
     wsr__q_age(c, now);
     if (c->close_requested) c->reconnect_now = 0;
     if (c->state != WSR_STATE_OPEN) c->probe_ms = 0;
@@ -2862,6 +2913,14 @@ WSR__PRIVATE wsr_err wsr__client_run(wsr_client *c, uint64_t now, int revents) {
     return r == WSR_ERR_AGAIN ? WSR_OK : r;
 }
 
+WSR__PRIVATE wsr_err wsr__client_run(wsr_client *c, uint64_t now, int revents) {
+    wsr_err r;
+    c->in_run++;
+    r = wsr__client_run_once(c, now, revents);
+    c->in_run--;
+    return r;
+}
+
 WSR_API void wsr_client_config_init(wsr_client_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->max_message_size = WSR_DEFAULT_MAX_MESSAGE;
@@ -2921,6 +2980,10 @@ WSR__PRIVATE uint64_t wsr__client_next_timer(const wsr_client *c) {
     if (c->state == WSR_STATE_WAITING) t = c->wake_at;
     if (c->state == WSR_STATE_CLOSING && !c->deadline && c->cfg.close_timeout_ms > 0) return 0;
     if (c->deadline) t = WSR__MIN(t, c->deadline);
+    if (c->state == WSR_STATE_CONNECTING && c->tr.timer_fn) {
+        uint64_t tt = c->tr.timer_fn(c->tr.self);
+        if (tt) t = WSR__MIN(t, tt);
+    }
     if (c->state == WSR_STATE_OPEN) {
         if (c->pong_deadline) t = WSR__MIN(t, c->pong_deadline);
         if (c->cfg.ping_interval_ms > 0 && !c->ping_out)
@@ -2962,11 +3025,16 @@ WSR_API wsr_err wsr_send_tracked(wsr_client *c, wsr_msg_type type, const void *d
             e = WSR_ERR_QUEUE_FULL;
             goto done;
         }
-        while (c->q_bytes > c->cfg.queue_max_bytes - len || c->q_count >= c->cfg.queue_max_messages)
+        while (c->q_bytes > c->cfg.queue_max_bytes - len || c->q_count >= c->cfg.queue_max_messages) {
+            if (c->q_framed >= wsr__q_end(c)) { e = WSR_ERR_QUEUE_FULL; goto done; }
             wsr__q_remove(c, c->q_framed, WSR_DELIVERY_DROPPED_OVERFLOW);
+            /* on_delivery may have closed the client: then this one is refused too. */
+            if (c->close_requested || c->state == WSR_STATE_CLOSED) { e = WSR_ERR_STATE; goto done; }
+        }
     }
     if (wsr__buf_reserve(&c->queue, &c->alloc, sizeof r + len) != WSR_OK) { e = WSR_ERR_NOMEM; goto done; }
     memset(&r, 0, sizeof r);
+    r.seq = c->q_seq++;
     r.tag = tag;
     r.len = len;
     r.type = (int)type;
@@ -3004,8 +3072,47 @@ WSR_API wsr_err wsr_send_ping(wsr_client *c, const void *data, size_t len) {
     return e;
 }
 
-WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason) {
+/* The close itself, on the client's own thread (or with no thread). */
+WSR__PRIVATE wsr_err wsr__client_do_close(wsr_client *c, int code, const char *reason, size_t rl) {
     wsr_error e;
+    wsr_err r;
+    wsr__error_set(&e, WSR_ERR_CLOSED, 0, "closed by the application (code %d)", code);
+    e.close_code = code;
+    c->close_requested = 1;
+    if (c->state == WSR_STATE_CLOSED) return WSR_ERR_STATE;
+    if (c->in_finish) {
+        /* Called back from wsr__client_finish: it ends the client itself,
+           after on_close. */
+        c->error = e;
+        return WSR_OK;
+    }
+    if (c->state == WSR_STATE_OPEN) {
+        /* What is queued goes out before the close frame (what cannot be
+           framed for lack of memory is reported CLOSED at the end). The
+           error is recorded when the server answers (see wsr__client_event);
+           if it never does, the timeout is the error. */
+        wsr__q_frame(c, 1);
+        if ((r = wsr_proto_close(c->proto, code, reason, rl)) != WSR_OK) {
+            c->close_requested = 0;          /* nothing changed: the caller may try again */
+            return r;
+        }
+        wsr__client_to(c, WSR_STATE_CLOSING);   /* the close timer starts on the next step */
+        c->deadline = 0;
+        return WSR_OK;
+    }
+    if (c->state == WSR_STATE_CLOSING) return WSR_OK;   /* the peer closed first: already closing */
+    /* Not connected: stop right here, without waiting for anything. */
+    if (c->state == WSR_STATE_IDLE || c->state == WSR_STATE_WAITING) {
+        c->error = e;
+        wsr__client_end(c, WSR_DELIVERY_CLOSED);
+    } else {
+        wsr__client_set_error(c, &e);
+        wsr__client_finish(c);
+    }
+    return WSR_OK;
+}
+
+WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason) {
     size_t rl = reason ? strlen(reason) : 0;
     uint32_t st = 0;
     wsr_err r = WSR_OK;
@@ -3016,30 +3123,17 @@ WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason) {
     wsr__client_lock(c);
     if (c->close_requested || c->state == WSR_STATE_CLOSED) {
         r = WSR_ERR_STATE;
-    } else if (c->state == WSR_STATE_OPEN) {
-        /* What is queued goes out before the close frame. The error is
-           recorded when the server answers (see wsr__client_event); if it
-           never does, the timeout is the error. */
+    } else if (c->thread && !c->is_loop_fn(c->thread)) {
+        /* From another thread: take note, and let the client's thread do
+           it, so that callbacks run there and no socket is closed under
+           its poll(). Sends are refused from now on. */
         c->close_requested = 1;
-        if ((r = wsr__q_frame(c, 1)) == WSR_OK && (r = wsr_proto_close(c->proto, code, reason, rl)) == WSR_OK) {
-            wsr__client_to(c, WSR_STATE_CLOSING);   /* the close timer starts on the next step */
-            c->deadline = 0;
-        }
+        c->close_pending = 1;
+        c->close_code = code;
+        if (rl) memcpy(c->close_reason, reason, rl);
+        c->close_reason[rl] = '\0';
     } else {
-        c->close_requested = 1;
-        if (c->state != WSR_STATE_CLOSING) {
-            /* Not connected: stop right here, without waiting for anything. */
-            wsr__error_set(&e, WSR_ERR_CLOSED, 0, "closed by the application (code %d)", code);
-            e.close_code = code;
-            if (c->state == WSR_STATE_IDLE || c->state == WSR_STATE_WAITING) {
-                c->error = e;
-                wsr__client_end(c, WSR_DELIVERY_CLOSED);
-            } else {
-                wsr__client_set_error(c, &e);
-                wsr__client_finish(c);
-            }
-        }
-        /* CLOSING: the peer closed first; the handshake is already under way. */
+        r = wsr__client_do_close(c, code, reason, rl);
     }
     wsr__client_unlock(c);
     return r;
@@ -3098,15 +3192,19 @@ WSR_API wsr_err wsr_client_set_url(wsr_client *c, const char *url, wsr_error *er
 WSR_API wsr_err wsr_client_set_headers(wsr_client *c, const char *headers) {
     char *copy = NULL, probe[1];
     size_t n;
+    wsr_err r = WSR_OK;
     if (!c) return WSR_ERR_INVALID;
-    if (headers && wsr_handshake_request(probe, 0, &n, &c->url, "x", NULL, NULL, headers) == WSR_ERR_INVALID)
-        return WSR_ERR_INVALID;
-    if (headers && !(copy = wsr__strdup(&c->alloc, headers))) return WSR_ERR_NOMEM;
     wsr__client_lock(c);
-    wsr__free(&c->alloc, (void *)c->cfg.headers);
-    c->cfg.headers = copy;
+    if (headers && wsr_handshake_request(probe, 0, &n, &c->url, "x", NULL, NULL, headers) == WSR_ERR_INVALID)
+        r = WSR_ERR_INVALID;
+    else if (headers && !(copy = wsr__strdup(&c->alloc, headers)))
+        r = WSR_ERR_NOMEM;
+    if (r == WSR_OK) {
+        wsr__free(&c->alloc, (void *)c->cfg.headers);
+        c->cfg.headers = copy;
+    }
     wsr__client_unlock(c);
-    return WSR_OK;
+    return r;
 }
 
 WSR_API size_t wsr_client_clear_queue(wsr_client *c) {
@@ -3126,7 +3224,13 @@ WSR_API wsr_state wsr_client_state(const wsr_client *c) {
     if (c->unlock_fn) c->unlock_fn(c->thread);
     return s;
 }
-WSR_API const wsr_error *wsr_client_error(const wsr_client *c) { return &c->error; }
+WSR_API const wsr_error *wsr_client_error(const wsr_client *c) { return &c->last; }
+WSR_API void wsr_client_get_error(const wsr_client *c, wsr_error *out) {
+    if (!c || !out) return;
+    wsr__client_lock(c);
+    *out = c->last;
+    if (c->unlock_fn) c->unlock_fn(c->thread);
+}
 WSR_API void *wsr_client_user(const wsr_client *c) { return c->cfg.user; }
 /* Getters read under the lock, so a threaded client is read consistently. */
 WSR_API size_t wsr_client_queued_bytes(const wsr_client *c) {
@@ -3485,6 +3589,12 @@ WSR__PRIVATE int wsr__tcp_events(void *self) {
     return t->fd >= 0 && !t->connected ? WSR_POLL_OUT : 0;
 }
 
+/* While an address is being tried: when to give up on it for the next one. */
+WSR__PRIVATE uint64_t wsr__tcp_timer(void *self) {
+    wsr__tcp *t = (wsr__tcp *)self;
+    return t->fd >= 0 && !t->connected ? t->addr_deadline : 0;
+}
+
 /* Waits for one socket (or just sleeps when there is none). Returns the
    WSR_POLL_* events seen; hang-up and error count as readable, so the
    next read reports what happened. */
@@ -3517,6 +3627,10 @@ typedef struct wsr__thread {
 } wsr__thread;
 
 WSR__PRIVATE void wsr__thread_lock(void *t) { pthread_mutex_lock(&((wsr__thread *)t)->mu); }
+WSR__PRIVATE int wsr__thread_is_self(void *self) {
+    wsr__thread *t = (wsr__thread *)self;
+    return t->running && pthread_equal(pthread_self(), t->tid);
+}
 WSR__PRIVATE void wsr__thread_unlock(void *t) { pthread_mutex_unlock(&((wsr__thread *)t)->mu); }
 /* Wakes the thread from poll(), unless it is the caller. A full pipe
    already holds a wake-up, so EAGAIN is fine. */
@@ -3676,6 +3790,7 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
         c->tr.close_fn = wsr__tcp_close;
         c->tr.socket_fn = wsr__tcp_socket;
         c->tr.events_fn = wsr__tcp_events;
+        c->tr.timer_fn = wsr__tcp_timer;
         c->tr.self = t;
     }
     if (err) wsr__error_set(err, WSR_OK, 0, NULL);
@@ -3722,12 +3837,19 @@ WSR_API wsr_err wsr_client_start_thread(wsr_client *c) {
     c->lock_fn = wsr__thread_lock;
     c->unlock_fn = wsr__thread_unlock;
     c->wake_fn = wsr__thread_wake;
+    c->is_loop_fn = wsr__thread_is_self;
+    /* Started with the lock held, so the thread's first step waits until
+       everything above is in place. */
+    wsr__thread_lock(t);
     if (wsr__thread_start(t, wsr__client_thread_main, c) != 0) {
+        wsr__thread_unlock(t);
         c->thread = NULL;
         c->lock_fn = c->unlock_fn = c->wake_fn = NULL;
+        c->is_loop_fn = NULL;
         wsr__thread_free(t, &c->alloc);
         return WSR_ERR_NOMEM;
     }
+    wsr__thread_unlock(t);
     return WSR_OK;
 #endif
 }
@@ -3737,6 +3859,8 @@ WSR_API wsr_err wsr_client_start_thread(wsr_client *c) {
 WSR__PRIVATE wsr_err wsr__client_wait_for(wsr_client *c, int timeout_ms, int (*done)(const wsr_client *)) {
     uint64_t start = wsr_now_ms();
     if (!c) return WSR_ERR_INVALID;
+    /* From a callback it would wait for itself. */
+    if (c->thread ? c->is_loop_fn(c->thread) : c->in_run) return WSR_ERR_STATE;
     for (;;) {
         int ok, left = 50;
         wsr__client_lock(c);
@@ -3779,6 +3903,7 @@ WSR_API void wsr_client_free(wsr_client *c) {
         wsr__thread_free(t, &a);
         c->thread = NULL;
         c->lock_fn = c->unlock_fn = c->wake_fn = NULL;
+        c->is_loop_fn = NULL;
     }
 #endif
     if (c->state != WSR_STATE_IDLE && c->state != WSR_STATE_WAITING && c->state != WSR_STATE_CLOSED &&
