@@ -248,9 +248,9 @@ TEST(close_from_another_thread_runs_callbacks_on_the_clients_thread) {
         w->cfg.close_timeout_ms = 50;
         if (target[k] == WSR_STATE_WAITING) w->t->open_result = WSR_ERR_REFUSED;
         if (!world_new(w)) { CHECK(0); return; }
+        if (target[k] == WSR_STATE_HANDSHAKE) w->t->connected = 1;   /* before the thread reads it */
         wsr_send_text(w->c, "queued", 6);
         CHECK_EQ_INT(wsr_client_start_thread(w->c), WSR_OK);
-        if (target[k] == WSR_STATE_HANDSHAKE) w->t->connected = 1;
         while (wsr_client_state(w->c) != target[k] && spins++ < 2000) sleep_ms(1);
         CHECK_EQ_INT(wsr_client_state(w->c), target[k]);
         CHECK_EQ_INT(wsr_client_close(w->c, 1000, NULL), WSR_OK);
