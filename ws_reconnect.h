@@ -373,7 +373,9 @@ typedef struct wsr_client_config {
 
     /* Keepalive: a ping after ping_interval_ms without inbound traffic; no
        inbound traffic within pong_timeout_ms after it fails the link (1006,
-       WSR_ERR_TIMEOUT). A dead peer is found within the sum of the two. */
+       WSR_ERR_TIMEOUT). A dead peer is found within the sum of the two. A
+       ping waiting behind our own data counts from when it reaches the
+       socket, as long as the socket keeps taking bytes. */
     int ping_interval_ms;         /* default 20000; 0 = never ping */
     int pong_timeout_ms;          /* default 10000; 0 = ping but never time out */
     /* Application-level heartbeat instead of the protocol ping, for servers
@@ -2191,6 +2193,9 @@ struct wsr_client {
     uint32_t ping_seq;            /* payload of the last keepalive ping */
     int rtt_ms;
     int rtt_pending;              /* the last keepalive has not been answered yet */
+    int ping_timeout_ms;          /* the deadline the outstanding keepalive was sent with */
+    uint64_t ping_wire_end;       /* stream offset just past the keepalive frame */
+    uint64_t last_tx;             /* when the socket last took bytes from us */
     int probe_ms;                 /* wsr_client_probe(): ping at the next step with this deadline */
 
     /* The outbound queue (see above). */
@@ -2378,6 +2383,7 @@ WSR__PRIVATE void wsr__client_teardown(wsr_client *c) {
     c->hs.pos = c->hs.len = 0;
     c->deadline = 0;
     c->pong_deadline = 0;
+    c->ping_wire_end = 0;
     c->ping_out = 0;
     c->rtt_pending = 0;
     c->probe_ms = 0;
@@ -2565,7 +2571,7 @@ WSR__PRIVATE wsr_err wsr__client_open(wsr_client *c, const wsr_handshake_result 
     wsr__buf_consume(&c->in, res->head_len);    /* what follows the head are frames */
     c->deadline = 0;
     c->is_open = 1;
-    c->opened_at = c->last_rx = c->now;
+    c->opened_at = c->last_rx = c->last_tx = c->now;
     wsr__client_to(c, WSR_STATE_OPEN);
     if (c->state != WSR_STATE_OPEN) return WSR_OK;
     if (wsr__q_frame(c, 0) != WSR_OK) {
@@ -2610,6 +2616,11 @@ WSR__PRIVATE wsr_err wsr__client_write(wsr_client *c) {
             wsr__buf_consume(&c->hs, put);
         } else {
             wsr_proto_written(c->proto, put);
+            if (put) c->last_tx = c->now;
+            /* The keepalive just reached the socket: the peer has had no
+               chance to answer before now, so its time starts now. */
+            if (c->pong_deadline && c->wire_written < c->ping_wire_end && c->wire_written + put >= c->ping_wire_end)
+                c->pong_deadline = WSR__MAX(c->pong_deadline, c->now + (uint64_t)c->ping_timeout_ms);
             wsr__q_written(c, put);      /* may run on_delivery */
         }
         if (c->state < WSR_STATE_HANDSHAKE || c->state > WSR_STATE_CLOSING) return WSR_OK;
@@ -2629,8 +2640,13 @@ WSR__PRIVATE wsr_err wsr__client_send_keepalive(wsr_client *c, uint64_t now, int
     else
         r = wsr_proto_send(c->proto, WSR_OP_PING, seq, sizeof seq, 0);
     if (r != WSR_OK) return r;
+    {
+        const unsigned char *d;
+        c->ping_wire_end = c->wire_written + wsr_proto_pending(c->proto, &d);
+    }
     c->ping_out = timeout_ms > 0;   /* without a deadline, pings go on every interval */
     c->ping_sent_at = now;
+    c->ping_timeout_ms = timeout_ms;
     c->rtt_pending = 1;
     if (timeout_ms > 0) {
         uint64_t d = now + (uint64_t)timeout_ms;
@@ -2866,6 +2882,13 @@ WSR__PRIVATE wsr_err wsr__client_run_once(wsr_client *c, uint64_t now, int reven
     /* Keepalive. Timers are checked after reading, so traffic that arrived
        while the application was busy counts before any deadline does. */
     if (c->state == WSR_STATE_OPEN) {
+        /* A keepalive still queued behind our own data, on a socket that
+           keeps taking bytes, is a slow link, not a dead one: wait while
+           the bytes move. A socket that took nothing for the whole timeout
+           means a peer that stopped reading. */
+        if (c->pong_deadline && now >= c->pong_deadline && c->wire_written < c->ping_wire_end &&
+            now - c->last_tx < (uint64_t)c->ping_timeout_ms)
+            c->pong_deadline = c->last_tx + (uint64_t)c->ping_timeout_ms;
         if (c->pong_deadline && now >= c->pong_deadline) {
             wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "no answer to the keepalive within %d ms: the peer or the path is dead",
                            (int)(now - c->ping_sent_at));

@@ -41,6 +41,8 @@ typedef struct fake_tr {
     size_t out_len, out_cap;
     size_t write_max;             /* bytes per write call, 0 = all (kept across attempts) */
     int write_block;              /* write_fn says WSR_ERR_AGAIN */
+    int budgeted;                 /* write_fn takes at most `budget` more bytes, then says AGAIN */
+    size_t budget;                /* (a slow socket: the test refills it before each step) */
     size_t write_fail_at;         /* writes fail with WSR_ERR_RESET once out_len reaches this (0: never) */
 
     /* Per attempt (index = open call - 1). */
@@ -127,6 +129,9 @@ SC_STATIC wsr_err ft_write(void *self, const void *buf, size_t len, size_t *put,
         return WSR_ERR_RESET;
     }
     if (t->write_block) return WSR_ERR_AGAIN;
+    if (t->budgeted && t->budget == 0) return WSR_ERR_AGAIN;
+    if (t->budgeted && n > t->budget) n = t->budget;
+    if (t->budgeted) t->budget -= n;
     if (t->write_max && n > t->write_max) n = t->write_max;
     if (t->write_fail_at && n > t->write_fail_at - t->out_len) n = t->write_fail_at - t->out_len;
     if (t->out_len + n > t->out_cap) {

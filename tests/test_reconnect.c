@@ -903,6 +903,53 @@ TEST(keepalive_no_answer_fails_link) {
     world_free(w);
 }
 
+/* A ping stuck behind a big upload on a slow link: while the socket keeps
+   taking bytes the link is alive; the pong's time starts when the ping is
+   on the wire. Once the socket takes nothing for pong_timeout_ms, dead. */
+static char upload[64 * 1024];
+TEST(keepalive_slow_upload_is_not_a_dead_link) {
+    world *w = keepalive_world();
+    uint64_t now;
+    if (!world_new(w)) { CHECK(0); return; }
+    CHECK(open_link(w, 0));
+    w->t->budgeted = 1;                              /* a slow link: 1 KiB per step */
+    CHECK_EQ_INT(wsr_send_binary(w->c, upload, sizeof upload), WSR_OK);
+    /* Steps every 100 ms; the ping falls due at 1000 behind ~54 KiB still
+       to go, which takes until ~6500 at this pace. No inbound traffic at all. */
+    for (now = 100; now <= 6000; now += 100) { w->t->budget = 1024; step(w, now); }
+    CHECK_EQ_INT(st(w), WSR_STATE_OPEN);
+    CHECK_EQ_INT(w->closes, 0);
+    CHECK_EQ_INT(wsr_client_queued_messages(w->c), 1);
+    for (; now <= 6800; now += 100) { w->t->budget = 1024; step(w, now); }
+    CHECK_EQ_INT(st(w), WSR_STATE_OPEN);             /* upload done, ping on the wire */
+    CHECK_EQ_INT(wsr_client_queued_messages(w->c), 0);
+    /* No pong: dead pong_timeout_ms after the ping reached the socket. */
+    for (; now <= 8000 && st(w) == WSR_STATE_OPEN; now += 100) { w->t->budget = 1024; step(w, now); }
+    CHECK_EQ_INT(st(w), WSR_STATE_WAITING);
+    CHECK_EQ_INT(w->why.code, WSR_ERR_TIMEOUT);
+    CHECK(now - 100 >= 6900 && now - 100 <= 7200);
+    world_free(w);
+}
+
+/* The same upload into a socket that stops taking bytes: found once
+   nothing has moved for pong_timeout_ms. */
+TEST(keepalive_stalled_upload_is_a_dead_link) {
+    world *w = keepalive_world();
+    uint64_t now;
+    if (!world_new(w)) { CHECK(0); return; }
+    CHECK(open_link(w, 0));
+    w->t->budgeted = 1;
+    CHECK_EQ_INT(wsr_send_binary(w->c, upload, sizeof upload), WSR_OK);
+    for (now = 100; now <= 2000; now += 100) { w->t->budget = 1024; step(w, now); }
+    CHECK_EQ_INT(st(w), WSR_STATE_OPEN);
+    w->t->write_block = 1;                           /* the peer stops reading at 2000 */
+    for (now = 2100; now <= 4000 && st(w) == WSR_STATE_OPEN; now += 100) step(w, now);
+    CHECK_EQ_INT(st(w), WSR_STATE_WAITING);
+    CHECK_EQ_INT(w->why.code, WSR_ERR_TIMEOUT);
+    CHECK_EQ_INT((int)(now - 100), 2500);            /* last progress at 2000 + 500 */
+    world_free(w);
+}
+
 TEST(keepalive_pong_gives_rtt) {
     world *w = keepalive_world();
     size_t before;
