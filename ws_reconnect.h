@@ -708,7 +708,8 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
                                              wsr_handshake_result *res, wsr_error *err);
 
 typedef struct wsr_request {
-    const char *path; size_t path_len;      /* borrowed from the head */
+    const char *path; size_t path_len;      /* borrowed from the head; from an absolute URI
+                                               only its path and query */
     const char *key; size_t key_len;
     const char *protocols; size_t protocols_len;  /* Sec-WebSocket-Protocol, may be empty */
     const char *origin; size_t origin_len;
@@ -1864,9 +1865,11 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
     pos = (size_t)(p - head) + 1;
     while ((r = wsr__header_next(head, head_len, &pos, &name, &nl, &value, &vl)) == 1) {
         if (wsr__ieq(name, nl, "upgrade")) {
-            got_upgrade = wsr__list_has(value, vl, "websocket");
+            /* A list header may come in several lines (RFC 7230 §3.2.2):
+               the token may be in any of them. */
+            got_upgrade |= wsr__list_has(value, vl, "websocket");
         } else if (wsr__ieq(name, nl, "connection")) {
-            got_connection = wsr__list_has(value, vl, "upgrade");
+            got_connection |= wsr__list_has(value, vl, "upgrade");
         } else if (wsr__ieq(name, nl, "sec-websocket-accept")) {
             wsr_accept_key(key, strlen(key), accept);
             got_accept = got_accept ? -1 : (vl == 28 && memcmp(value, accept, 28) == 0) ? 1 : -2;
@@ -1918,6 +1921,12 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
         err->transient = status == 408 || status == 429 || status >= 500;
         return WSR_ERR_HANDSHAKE;
     }
+    if (head[7] != '1') {
+        /* 101 and Upgrade exist from HTTP/1.1 on (RFC 7230 §6.7). */
+        wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "101 answer in HTTP/1.%c, not HTTP/1.1", head[7]);
+        err->http_status = status;
+        return WSR_ERR_HANDSHAKE;
+    }
     if (!got_upgrade || !got_connection || got_accept != 1) {
         wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "101 answer without %s",
                        !got_upgrade ? "'Upgrade: websocket'" : !got_connection ? "'Connection: Upgrade'"
@@ -1927,6 +1936,27 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
     }
     if (err) wsr__error_set(err, WSR_OK, 0, NULL);
     return WSR_OK;
+}
+
+/* The resource a request line names (§4.2.1 item 1): "/path?query", or an
+   absolute URI "http://host/path?query" (RFC 7230 §5.3.2: servers MUST
+   accept that form) whose path and query are taken ("/" when it has neither). */
+WSR__PRIVATE int wsr__request_target(const char *t, size_t n, const char **path, size_t *path_len) {
+    static const char *const schemes[] = { "http://", "https://", "ws://", "wss://" };
+    size_t i, k;
+    if (n > 0 && t[0] == '/') { *path = t; *path_len = n; return 1; }
+    for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t sl = strlen(schemes[i]);
+        if (n > sl && wsr__ieq(t, sl, schemes[i])) {
+            for (k = sl; k < n && t[k] != '/' && t[k] != '?'; k++) {}
+            if (k == sl) return 0;                      /* no host */
+            if (k == n) { *path = "/"; *path_len = 1; return 1; }
+            *path = t + k;
+            *path_len = n - k;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t max_head,
@@ -1955,19 +1985,18 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
     sp1 = (const char *)memchr(head, ' ', (size_t)(eol - head));
     sp2 = sp1 ? (const char *)memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
     if (!sp1 || !sp2 || sp1 - head != 3 || memcmp(head, "GET", 3) != 0 || sp2 == sp1 + 1 ||
-        (size_t)(eol - sp2 - 1) != 8 || memcmp(sp2 + 1, "HTTP/1.1", 8) != 0 || sp1[1] != '/') {
+        (size_t)(eol - sp2 - 1) != 8 || memcmp(sp2 + 1, "HTTP/1.1", 8) != 0 ||
+        !wsr__request_target(sp1 + 1, (size_t)(sp2 - sp1 - 1), &req->path, &req->path_len)) {
         wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "not an HTTP/1.1 GET request: '%.*s'",
                        (int)WSR__MIN((size_t)(eol - head), (size_t)40), head);
         err->http_status = 400;
         return WSR_ERR_HANDSHAKE;
     }
-    req->path = sp1 + 1;
-    req->path_len = (size_t)(sp2 - sp1 - 1);
     pos = (size_t)(eol - head) + 2;
     while ((r = wsr__header_next(head, head_len, &pos, &name, &nl, &value, &vl)) == 1) {
         if (wsr__ieq(name, nl, "host")) { req->host = value; req->host_len = vl; }
-        else if (wsr__ieq(name, nl, "upgrade")) got_upgrade = wsr__list_has(value, vl, "websocket");
-        else if (wsr__ieq(name, nl, "connection")) got_connection = wsr__list_has(value, vl, "upgrade");
+        else if (wsr__ieq(name, nl, "upgrade")) got_upgrade |= wsr__list_has(value, vl, "websocket");
+        else if (wsr__ieq(name, nl, "connection")) got_connection |= wsr__list_has(value, vl, "upgrade");
         else if (wsr__ieq(name, nl, "sec-websocket-key")) { req->key = value; req->key_len = vl; }
         else if (wsr__ieq(name, nl, "origin")) { req->origin = value; req->origin_len = vl; }
         else if (wsr__ieq(name, nl, "sec-websocket-protocol")) {
