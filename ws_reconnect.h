@@ -520,7 +520,24 @@ WSR_API uint64_t wsr_now_ms(void);
 typedef struct wsr_server wsr_server;
 typedef struct wsr_conn wsr_conn;
 
+typedef struct wsr_request wsr_request;   /* a parsed upgrade request; see the sans-I/O section */
+
+/* What a server does with a message for a client whose queue is full. */
+typedef enum wsr_slow_policy {
+    WSR_SLOW_CLOSE = 0,     /* close that client with 1008 (its on_close says why); the default */
+    WSR_SLOW_DROP           /* refuse the message for that client (WSR_ERR_QUEUE_FULL); keep it */
+} wsr_slow_policy;
+
 typedef void (*wsr_conn_open_fn)(wsr_conn *conn, void *user);
+/* Before the 101: look at the request (path with query, headers through
+   wsr_request_header) and return 0 to accept, or an HTTP status (400-599,
+   e.g. 401, 403, 404) to refuse. wsr_conn_set_subprotocol may pick the
+   subprotocol here. req and its strings are borrowed for the call. */
+typedef int (*wsr_conn_handshake_fn)(wsr_conn *conn, const wsr_request *req, void *user);
+/* A failure that no on_close reports: a connection that never opened (bad or
+   refused upgrade, handshake timeout, connection limit) or, with conn NULL,
+   accept() itself. why carries the raw OS error. */
+typedef void (*wsr_server_error_fn)(wsr_server *s, wsr_conn *conn, const wsr_error *why, void *user);
 typedef void (*wsr_conn_message_fn)(wsr_conn *conn, wsr_msg_type type, const void *data,
                                     size_t len, void *user);
 typedef void (*wsr_conn_close_fn)(wsr_conn *conn, const wsr_error *why, void *user);
@@ -532,15 +549,22 @@ typedef struct wsr_server_config {
     size_t max_message_size;      /* default 16 MiB */
     size_t max_handshake_size;    /* limit on a request head, default 16 KiB */
     size_t send_fragment_size;    /* 0 = never fragment */
-    size_t conn_max_queued;       /* bytes queued per connection before sends fail, default 64 MiB */
-    int max_connections;          /* default 1024 */
-    int handshake_timeout_ms;     /* default 10000 */
+    size_t conn_max_queued;       /* bytes waiting per connection, default 64 MiB; then slow_policy */
+    wsr_slow_policy slow_policy;  /* default WSR_SLOW_CLOSE */
+    int max_connections;          /* default 1024; newcomers beyond it get 503 */
+    int retry_after_s;            /* Retry-After on that 503, default 5; 0 = none */
+    int handshake_timeout_ms;     /* the whole upgrade request must arrive within this, default 10000 */
     int close_timeout_ms;         /* default 5000 */
+    int ping_interval_ms;         /* ping clients silent this long, default 30000; 0 = never */
+    int pong_timeout_ms;          /* no traffic this long after the ping drops the client, default 10000 */
+    int idle_timeout_ms;          /* close clients that sent no message this long (1000 "idle"); 0 = never */
     wsr_allocator allocator;
     wsr_log_fn log_fn;
+    wsr_conn_handshake_fn on_handshake;  /* NULL: accept every valid upgrade */
     wsr_conn_open_fn on_open;
     wsr_conn_message_fn on_message;  /* data borrowed */
-    wsr_conn_close_fn on_close;      /* after this returns, the wsr_conn is gone */
+    wsr_conn_close_fn on_close;      /* once per connection that opened; after it returns the wsr_conn is gone */
+    wsr_server_error_fn on_error;    /* failures on_close does not report */
     void *user;
 } wsr_server_config;
 
@@ -553,9 +577,18 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms);
 WSR_API int wsr_server_port(const wsr_server *s);
 /* Number of connections (in handshake or open). */
 WSR_API size_t wsr_server_conn_count(const wsr_server *s);
-/* Sends to every open connection (data copied once per connection). Returns
-   WSR_OK, or the first error met while the others still got it. */
+/* Sends to every open connection (data copied once per connection). Never
+   waits for a slow client: one whose queue is full meets slow_policy while
+   the others get the message. Returns WSR_OK, or the first error met. */
 WSR_API wsr_err wsr_server_broadcast(wsr_server *s, wsr_msg_type type, const void *data, size_t len);
+/* The same, to the open connections for which filter(conn, arg) returns nonzero. */
+WSR_API wsr_err wsr_server_broadcast_if(wsr_server *s, wsr_msg_type type, const void *data, size_t len,
+                                        int (*filter)(wsr_conn *conn, void *arg), void *arg);
+/* Graceful shutdown: stops accepting, closes every client with 1001 "going
+   away", and polls until their close handshakes finish or timeout_ms
+   passes; whoever is left is dropped. WSR_OK, or WSR_ERR_TIMEOUT when some
+   had to be dropped. Callbacks run as in wsr_server_poll. Then free it. */
+WSR_API wsr_err wsr_server_shutdown(wsr_server *s, int timeout_ms);
 /* Closes the listening socket and every connection at once. NULL is a no-op. */
 WSR_API void wsr_server_free(wsr_server *s);
 
@@ -572,6 +605,11 @@ WSR_API const char *wsr_conn_subprotocol(const wsr_conn *conn);
 WSR_API void wsr_conn_set_user(wsr_conn *conn, void *user);
 WSR_API void *wsr_conn_user(const wsr_conn *conn);
 WSR_API size_t wsr_conn_queued_bytes(const wsr_conn *conn);
+/* In on_handshake: answer with this subprotocol (copied, at most 63 bytes;
+   it should be one the client offered). WSR_ERR_STATE elsewhere. */
+WSR_API wsr_err wsr_conn_set_subprotocol(wsr_conn *conn, const char *subprotocol);
+/* Round-trip time of the last answered keepalive ping, or -1. */
+WSR_API int wsr_conn_rtt_ms(const wsr_conn *conn);
 
 /* ------------------------------------------------------------------------
    Sans-I/O layer: the codec and the handshake without sockets or clocks
@@ -707,7 +745,8 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
                                              const char *key, const char *offered_protocols,
                                              wsr_handshake_result *res, wsr_error *err);
 
-typedef struct wsr_request {
+struct wsr_request {
+    const char *head;             /* the whole request head (borrowed), for wsr_request_header */
     const char *path; size_t path_len;      /* borrowed from the head; from an absolute URI
                                                only its path and query */
     const char *key; size_t key_len;
@@ -716,14 +755,17 @@ typedef struct wsr_request {
     const char *host; size_t host_len;
     int version;                  /* Sec-WebSocket-Version, -1 if missing */
     size_t head_len;
-    int status;                   /* 101 if valid, else the status to answer: 400, 426 */
-} wsr_request;
+    int status;                   /* 101 if valid, else the status to answer: 400, 426, 431 */
+};
 
 /* Parses a client's upgrade request (RFC 6455 §4.2.1). WSR_ERR_AGAIN while
    incomplete; WSR_ERR_HANDSHAKE with req->status (400, 426, 431) and
    err->message when the request must be refused. */
 WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t max_head,
                                             wsr_request *req, wsr_error *err);
+/* The value of a request header (first line with that name, any case), or
+   NULL. Not NUL-terminated: *len says how long (borrowed from the head). */
+WSR_API const char *wsr_request_header(const wsr_request *req, const char *name, size_t *len);
 /* Picks the first of `supported` (comma-separated, preference order) that the
    client offered. Copies it into out (NUL-terminated) and returns 1, or 0. */
 WSR_API int wsr_subprotocol_choose(const char *supported, const char *offered, size_t offered_len,
@@ -1963,7 +2005,7 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
                                             wsr_request *req, wsr_error *err) {
     size_t head_len, pos, nl, vl;
     const char *name, *value, *sp1, *sp2, *eol;
-    int got_upgrade = 0, got_connection = 0, r;
+    int got_upgrade = 0, got_connection = 0, r, lines = 0;
     wsr_error scratch;
     if (!err) err = &scratch;             /* err is optional */
     memset(req, 0, sizeof *req);
@@ -1977,6 +2019,7 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
         err->http_status = 431;
         return WSR_ERR_HANDSHAKE;
     }
+    req->head = head;
     req->head_len = head_len;
     req->status = 400;
     /* §4.2.1 item 1: "an HTTP/1.1 or higher GET request". */
@@ -1994,6 +2037,14 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
     }
     pos = (size_t)(eol - head) + 2;
     while ((r = wsr__header_next(head, head_len, &pos, &name, &nl, &value, &vl)) == 1) {
+        /* A bounded number of lines as well as bytes: a client sending
+           thousands of tiny headers is refused like one sending huge ones. */
+        if (++lines > WSR_MAX_HEADERS) {
+            req->status = 431;
+            wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "more than %d header lines", (int)WSR_MAX_HEADERS);
+            err->http_status = 431;
+            return WSR_ERR_HANDSHAKE;
+        }
         if (wsr__ieq(name, nl, "host")) { req->host = value; req->host_len = vl; }
         else if (wsr__ieq(name, nl, "upgrade")) got_upgrade |= wsr__list_has(value, vl, "websocket");
         else if (wsr__ieq(name, nl, "connection")) got_connection |= wsr__list_has(value, vl, "upgrade");
@@ -2030,6 +2081,22 @@ WSR_API wsr_err wsr_handshake_request_parse(const char *head, size_t len, size_t
     }
     err->http_status = req->status;
     return WSR_ERR_HANDSHAKE;
+}
+
+WSR_API const char *wsr_request_header(const wsr_request *req, const char *name, size_t *len) {
+    const char *eol, *n, *v;
+    size_t pos, nl, vl;
+    if (!req || !req->head || !name) return NULL;
+    eol = (const char *)memchr(req->head, '\n', req->head_len);
+    if (!eol) return NULL;
+    pos = (size_t)(eol - req->head) + 1;
+    while (wsr__header_next(req->head, req->head_len, &pos, &n, &nl, &v, &vl) == 1) {
+        if (wsr__ieq(n, nl, name)) {
+            if (len) *len = vl;
+            return v;
+        }
+    }
+    return NULL;
 }
 
 WSR_API int wsr_subprotocol_choose(const char *supported, const char *offered, size_t offered_len,
@@ -2070,7 +2137,13 @@ WSR_API wsr_err wsr_handshake_response(char *out, size_t cap, size_t *len, const
     return wsr__writer_end(&w, len);
 }
 
+WSR__PRIVATE wsr_err wsr__refusal(char *out, size_t cap, size_t *len, int status, int retry_after_s);
 WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int status) {
+    return wsr__refusal(out, cap, len, status, 0);
+}
+
+/* The refusal, with Retry-After when retry_after_s > 0 (503, 429). */
+WSR__PRIVATE wsr_err wsr__refusal(char *out, size_t cap, size_t *len, int status, int retry_after_s) {
     wsr__writer w;
     char line[96];
     const char *text = status == 400 ? "Bad Request" : status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
@@ -2081,6 +2154,10 @@ WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int st
     snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, text);
     wsr__puts(&w, line);
     if (status == 426) wsr__puts(&w, "Sec-WebSocket-Version: 13\r\n");
+    if (retry_after_s > 0) {
+        snprintf(line, sizeof line, "Retry-After: %d\r\n", retry_after_s);
+        wsr__puts(&w, line);
+    }
     wsr__puts(&w, "Content-Length: 0\r\nConnection: close\r\n\r\n");
     return wsr__writer_end(&w, len);
 }
@@ -4001,7 +4078,10 @@ WSR_API wsr_err wsr_client_poll(wsr_client *c, int timeout_ms) {
    One listening socket and an array of connections, all in one poll() call.
    A connection that ends is marked dead, its socket closed and on_close
    called at once; the memory is reclaimed at the end of wsr_server_poll, so
-   callbacks may use any wsr_conn they were given during the same poll. */
+   callbacks may use any wsr_conn they were given during the same poll.
+   Nothing one connection does can stop the others: every failure ends only
+   that connection, and a client that reads slowly meets slow_policy instead
+   of holding anyone up. */
 
 typedef enum { WSR__CONN_HANDSHAKE, WSR__CONN_OPEN, WSR__CONN_CLOSING, WSR__CONN_DEAD } wsr__conn_state;
 
@@ -4013,9 +4093,16 @@ struct wsr_conn {
     wsr__buf in;
     wsr__buf hs;                  /* the 101 answer or a refusal, while it is written */
     int refuse_after_write;       /* close as soon as hs is written (a refusal) */
+    int in_handshake_cb;          /* inside on_handshake: wsr_conn_set_subprotocol allowed */
     char *path;
     char subprotocol[64];
-    uint64_t deadline;
+    uint64_t deadline;            /* handshake or close-handshake deadline; 0 = none */
+    uint64_t last_rx;             /* when bytes last arrived */
+    uint64_t last_msg;            /* when a message last arrived, for idle_timeout_ms */
+    uint64_t ping_sent_at;
+    uint64_t pong_deadline;       /* 0: no keepalive outstanding */
+    int rtt_ms;
+    const char *close_note;       /* why we closed (static text), for the error when the client answers */
     wsr_error error;
     void *user;
 };
@@ -4025,6 +4112,8 @@ struct wsr_server {
     wsr_allocator alloc;
     int lfd;
     int port;
+    uint64_t now;                 /* the time of the current poll */
+    uint64_t accept_paused_until; /* accept() failed for lack of descriptors: rest a moment */
     wsr_conn **conns;
     size_t nconns, cap;
     struct pollfd *pfds;
@@ -4037,9 +4126,13 @@ WSR_API void wsr_server_config_init(wsr_server_config *cfg) {
     cfg->max_message_size = WSR_DEFAULT_MAX_MESSAGE;
     cfg->max_handshake_size = WSR_DEFAULT_MAX_HANDSHAKE;
     cfg->conn_max_queued = (size_t)64 * 1024 * 1024;
+    cfg->slow_policy = WSR_SLOW_CLOSE;
     cfg->max_connections = 1024;
+    cfg->retry_after_s = 5;
     cfg->handshake_timeout_ms = 10000;
     cfg->close_timeout_ms = 5000;
+    cfg->ping_interval_ms = 30000;
+    cfg->pong_timeout_ms = 10000;
 }
 
 WSR_API wsr_server *wsr_server_new(const wsr_server_config *cfg, wsr_error *err) {
@@ -4117,7 +4210,7 @@ WSR__PRIVATE void wsr__conn_free(wsr_conn *c) {
 }
 
 /* Ends a connection: socket closed now, on_close (for connections that were
-   opened) once, memory later (see above). */
+   opened) or on_error (for the others) once, memory later (see above). */
 WSR__PRIVATE void wsr__conn_end(wsr_conn *c, const wsr_error *why) {
     int was_open = c->state == WSR__CONN_OPEN || c->state == WSR__CONN_CLOSING;
     wsr_server *s = c->srv;
@@ -4128,6 +4221,20 @@ WSR__PRIVATE void wsr__conn_end(wsr_conn *c, const wsr_error *why) {
     if (c->fd >= 0) { close(c->fd); c->fd = -1; }
     wsr__log(s->cfg.log_fn, s->cfg.user, WSR_LOG_INFO, "connection %s ended: %s", c->path ? c->path : "(handshake)", c->error.message);
     if (was_open && s->cfg.on_close) s->cfg.on_close(c, &c->error, s->cfg.user);
+    else if (!was_open && c->error.code != WSR_OK && s->cfg.on_error) s->cfg.on_error(s, c, &c->error, s->cfg.user);
+}
+
+/* Starts our side of the close handshake; note says why, for the error
+   reported once the client answers. */
+WSR__PRIVATE wsr_err wsr__conn_close(wsr_conn *c, int code, const char *reason, const char *note) {
+    wsr_err r;
+    size_t rl = reason ? strlen(reason) : 0;
+    if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
+    if ((r = wsr_proto_close(c->proto, code, reason, rl)) != WSR_OK) return r;
+    c->state = WSR__CONN_CLOSING;
+    c->close_note = note;
+    c->deadline = 0;                       /* set at the next poll */
+    return WSR_OK;
 }
 
 /* Writes what a connection has pending. Returns 0 if it ended. */
@@ -4158,45 +4265,65 @@ WSR__PRIVATE int wsr__conn_write(wsr_conn *c) {
     return 1;
 }
 
-/* Parses the upgrade request; answers 101 or refuses. */
+/* Queues a refusal (status, with Retry-After if retry_after_s > 0); the
+   connection ends once it is written. */
+WSR__PRIVATE void wsr__conn_refuse(wsr_conn *c, int status, int retry_after_s, const wsr_error *why) {
+    size_t n = 0;
+    if (wsr__buf_reserve(&c->hs, &c->srv->alloc, 256) == WSR_OK) {
+        wsr__refusal((char *)c->hs.data, c->hs.cap, &n, status, retry_after_s);
+        c->hs.len = n;
+    }
+    c->refuse_after_write = 1;
+    c->error = *why;
+    c->error.http_status = status;
+    wsr__buf_consume(&c->in, wsr__buf_avail(&c->in));
+}
+
+/* Parses the upgrade request; asks on_handshake; answers 101 or refuses. */
 WSR__PRIVATE void wsr__conn_handshake(wsr_conn *c) {
     wsr_server *s = c->srv;
     wsr_request req;
     wsr_error e;
     size_t n = 0;
+    int verdict = 0;
     wsr_err r = wsr_handshake_request_parse((const char *)c->in.data + c->in.pos, wsr__buf_avail(&c->in),
                                             s->cfg.max_handshake_size, &req, &e);
     if (r == WSR_ERR_AGAIN) return;
-    if (wsr__buf_reserve(&c->hs, &s->alloc, 512 + sizeof c->subprotocol) != WSR_OK) {
-        wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
-        wsr__conn_end(c, &e);
-        return;
-    }
     if (r != WSR_OK) {
         wsr__log(s->cfg.log_fn, s->cfg.user, WSR_LOG_WARN, "refused upgrade with %d: %s", req.status, e.message);
-        wsr_handshake_refusal((char *)c->hs.data, c->hs.cap, &n, req.status);
-        c->hs.len = n;
-        c->refuse_after_write = 1;
-        c->error = e;
-        wsr__buf_consume(&c->in, wsr__buf_avail(&c->in));
+        wsr__conn_refuse(c, req.status, 0, &e);
+        return;
+    }
+    wsr_subprotocol_choose(s->cfg.subprotocols, req.protocols, req.protocols_len, c->subprotocol,
+                           sizeof c->subprotocol);
+    if (s->cfg.on_handshake) {
+        c->in_handshake_cb = 1;
+        verdict = s->cfg.on_handshake(c, &req, s->cfg.user);
+        c->in_handshake_cb = 0;
+        if (c->state != WSR__CONN_HANDSHAKE) return;
+    }
+    if (verdict != 0) {
+        int status = verdict >= 400 && verdict <= 599 ? verdict : 403;
+        wsr__error_set(&e, WSR_ERR_HANDSHAKE, 0, "on_handshake refused the upgrade of %.*s with %d",
+                       (int)WSR__MIN(req.path_len, (size_t)60), req.path, status);
+        wsr__conn_refuse(c, status, 0, &e);
         return;
     }
     c->path = (char *)wsr__alloc(&s->alloc, req.path_len + 1);
     c->proto = wsr_proto_new(WSR_ROLE_SERVER, s->cfg.max_message_size, NULL, NULL, &s->alloc);
-    if (!c->path || !c->proto) {
+    if (!c->path || !c->proto || wsr__buf_reserve(&c->hs, &s->alloc, 512 + sizeof c->subprotocol) != WSR_OK) {
         wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
         wsr__conn_end(c, &e);
         return;
     }
     memcpy(c->path, req.path, req.path_len);
     c->path[req.path_len] = '\0';
-    wsr_subprotocol_choose(s->cfg.subprotocols, req.protocols, req.protocols_len, c->subprotocol,
-                           sizeof c->subprotocol);
     wsr_handshake_response((char *)c->hs.data, c->hs.cap, &n, req.key, req.key_len, c->subprotocol);
     c->hs.len = n;
     wsr__buf_consume(&c->in, req.head_len);   /* frames may follow the head at once */
     c->state = WSR__CONN_OPEN;
     c->deadline = 0;
+    c->last_rx = c->last_msg = s->now;
     if (s->cfg.on_open) s->cfg.on_open(c, s->cfg.user);
 }
 
@@ -4204,8 +4331,16 @@ WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev) {
     wsr_server *s = c->srv;
     /* Messages that arrive after we sent our close are still delivered: the
        client may have sent them before it saw our close (§7.1.2). */
-    if (ev->type == WSR_EVENT_MESSAGE && s->cfg.on_message) {
-        s->cfg.on_message(c, ev->msg_type, ev->data, ev->len, s->cfg.user);
+    if (ev->type == WSR_EVENT_MESSAGE) {
+        c->last_msg = s->now;
+        if (s->cfg.on_message) s->cfg.on_message(c, ev->msg_type, ev->data, ev->len, s->cfg.user);
+    } else if (ev->type == WSR_EVENT_PONG) {
+        if (c->ping_sent_at && ev->len == 8) {
+            uint64_t sent = 0;
+            int i;
+            for (i = 0; i < 8; i++) sent = sent << 8 | ev->data[i];
+            if (sent == c->ping_sent_at) c->rtt_ms = (int)(s->now - sent);
+        }
     } else if (ev->type == WSR_EVENT_CLOSE) {
         if (c->state == WSR__CONN_OPEN) {
             wsr_error e;
@@ -4217,11 +4352,14 @@ WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev) {
             c->error = e;
             c->state = WSR__CONN_CLOSING;
             c->deadline = 0;                 /* armed at the end of this poll, as for our own close */
-        } else {
+        } else if (c->error.code == WSR_OK) {
             /* The client answered our close; recorded only now so that a
                client that never answers is reported as a timeout. */
-            wsr__error_set(&c->error, WSR_ERR_CLOSED, 0, "closed by the server application (client answered %d)",
-                           ev->close_code);
+            if (c->close_note)
+                wsr__error_set(&c->error, WSR_ERR_CLOSED, 0, "%s (client answered %d)", c->close_note, ev->close_code);
+            else
+                wsr__error_set(&c->error, WSR_ERR_CLOSED, 0, "closed by the server application (client answered %d)",
+                               ev->close_code);
             c->error.close_code = ev->close_code;
         }
     }
@@ -4253,6 +4391,8 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
         }
         drained = got < c->in.cap - c->in.len;   /* short read: nothing left (see the client) */
         c->in.len += got;
+        c->last_rx = s->now;                     /* proof of life for the keepalive */
+        c->pong_deadline = 0;
         if (c->state == WSR__CONN_HANDSHAKE) {
             wsr__conn_handshake(c);
             if (c->state == WSR__CONN_HANDSHAKE) continue;
@@ -4275,14 +4415,22 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
 }
 
 /* Accepts every pending connection. Over max_connections, the newcomer
-   gets a 503 and is closed. */
+   gets a 503 with Retry-After and is closed. */
 WSR__PRIVATE void wsr__server_accept(wsr_server *s, uint64_t now) {
     for (;;) {
         wsr_conn *c;
         int one = 1, fd = accept(s->lfd, NULL, NULL);
         if (fd < 0) {
+            wsr_error e;
             if (errno == EINTR) continue;
-            return;   /* EAGAIN, or an error on one pending connection: try again next poll */
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return;
+            /* Out of descriptors (EMFILE, ENFILE) or memory: the pending
+               connection stays pending, and poll would report it again at
+               once; rest the listener a moment instead of spinning. */
+            wsr__os_error(&e, errno, "accept");
+            s->accept_paused_until = now + 100;
+            if (s->cfg.on_error) s->cfg.on_error(s, NULL, &e, s->cfg.user);
+            return;
         }
         if (wsr__posix_prepare(fd) < 0) { close(fd); continue; }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -4299,18 +4447,58 @@ WSR__PRIVATE void wsr__server_accept(wsr_server *s, uint64_t now) {
         c->srv = s;
         c->fd = fd;
         c->state = WSR__CONN_HANDSHAKE;
+        c->rtt_ms = -1;
         c->deadline = s->cfg.handshake_timeout_ms > 0 ? now + (uint64_t)s->cfg.handshake_timeout_ms : 0;
         s->conns[s->nconns++] = c;
         if (s->cfg.max_connections > 0 && wsr_server_conn_count(s) > (size_t)s->cfg.max_connections) {
-            size_t n = 0;
-            if (wsr__buf_reserve(&c->hs, &s->alloc, 256) == WSR_OK) {
-                wsr_handshake_refusal((char *)c->hs.data, c->hs.cap, &n, 503);
-                c->hs.len = n;
-            }
-            c->refuse_after_write = 1;
-            wsr__error_set(&c->error, WSR_ERR_STATE, 0, "connection limit reached");
+            wsr_error e;
+            wsr__error_set(&e, WSR_ERR_STATE, 0, "connection limit (%d) reached: answered 503", s->cfg.max_connections);
+            wsr__conn_refuse(c, 503, s->cfg.retry_after_s, &e);
         }
     }
+}
+
+/* Keepalive and idle timers of one open connection. */
+WSR__PRIVATE void wsr__conn_timers(wsr_conn *c, uint64_t now) {
+    wsr_server *s = c->srv;
+    wsr_error e;
+    if (c->state != WSR__CONN_OPEN) return;
+    if (c->pong_deadline && now >= c->pong_deadline) {
+        wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "no answer to the keepalive ping within %d ms", s->cfg.pong_timeout_ms);
+        e.transient = 1;
+        e.close_code = 1006;
+        wsr__conn_end(c, &e);
+        return;
+    }
+    if (s->cfg.idle_timeout_ms > 0 && now - c->last_msg >= (uint64_t)s->cfg.idle_timeout_ms) {
+        wsr__conn_close(c, 1000, "idle timeout", "closed: no message within idle_timeout_ms");
+        return;
+    }
+    if (s->cfg.ping_interval_ms > 0 && !c->pong_deadline && now - c->last_rx >= (uint64_t)s->cfg.ping_interval_ms) {
+        /* The payload is the send time, so the pong carries the round trip. */
+        unsigned char p[8];
+        int i;
+        for (i = 0; i < 8; i++) p[i] = (unsigned char)(now >> (56 - 8 * i));
+        if (wsr_proto_send(c->proto, WSR_OP_PING, p, sizeof p, 0) == WSR_OK) {
+            c->ping_sent_at = now;
+            c->pong_deadline = s->cfg.pong_timeout_ms > 0 ? now + (uint64_t)s->cfg.pong_timeout_ms : 0;
+            if (!c->pong_deadline) c->last_rx = now;   /* no deadline: just ping every interval */
+        }
+    }
+}
+
+/* The earliest timer of a connection, or 0. */
+WSR__PRIVATE uint64_t wsr__conn_next_timer(const wsr_conn *c) {
+    const wsr_server *s = c->srv;
+    uint64_t t = c->deadline;
+#define WSR__EARLIER(x) do { uint64_t x_ = (x); if (x_ && (!t || x_ < t)) t = x_; } while (0)
+    if (c->state == WSR__CONN_OPEN) {
+        WSR__EARLIER(c->pong_deadline);
+        if (s->cfg.ping_interval_ms > 0 && !c->pong_deadline) WSR__EARLIER(c->last_rx + (uint64_t)s->cfg.ping_interval_ms);
+        if (s->cfg.idle_timeout_ms > 0) WSR__EARLIER(c->last_msg + (uint64_t)s->cfg.idle_timeout_ms);
+    }
+#undef WSR__EARLIER
+    return t;
 }
 
 WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
@@ -4325,27 +4513,30 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
         s->pfds = p;
         s->pfd_cap = cap;
     }
-    /* Slot 0 is the listener; slot i+1 is conns[i]. */
-    s->pfds[0].fd = s->lfd;
+    now = wsr_now_ms();
+    /* Slot 0 is the listener (-1, which poll skips, once shut down or while
+       resting); slot i+1 is conns[i]. */
+    s->pfds[0].fd = now < s->accept_paused_until ? -1 : s->lfd;
     s->pfds[0].events = POLLIN;
     s->pfds[0].revents = 0;
+    if (s->accept_paused_until > now) next = s->accept_paused_until;
     for (i = 0; i < s->nconns; i++) {
         wsr_conn *c = s->conns[i];
         const unsigned char *d;
+        uint64_t t = wsr__conn_next_timer(c);
         s->pfds[i + 1].fd = c->fd;
         s->pfds[i + 1].events = (short)(POLLIN | ((wsr__buf_avail(&c->hs) || (c->proto && wsr_proto_pending(c->proto, &d)))
                                                      ? POLLOUT : 0));
         s->pfds[i + 1].revents = 0;
-        if (c->deadline && (!next || c->deadline < next)) next = c->deadline;
+        if (t && (!next || t < next)) next = t;
     }
     n = s->nconns;
-    now = wsr_now_ms();
     if (next) {
         int t = next <= now ? 0 : (int)WSR__MIN(next - now, (uint64_t)0x7FFFFFFF);
         if (timeout_ms < 0 || t < timeout_ms) timeout_ms = t;
     }
     r = poll(s->pfds, (nfds_t)(n + 1), timeout_ms);
-    now = wsr_now_ms();
+    s->now = now = wsr_now_ms();
     if (r < 0 && errno != EINTR) {
         wsr_error e;
         return wsr__os_error(&e, errno, "poll");
@@ -4356,18 +4547,21 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
         if (c->state == WSR__CONN_DEAD) continue;
         if (re & (POLLIN | POLLHUP | POLLERR)) wsr__conn_read(c);
     }
-    if (r > 0 && (s->pfds[0].revents & POLLIN)) wsr__server_accept(s, now);
-    /* Write everything pending (replies queued while reading, sends from callbacks), check timers. */
+    if (r > 0 && s->lfd >= 0 && (s->pfds[0].revents & POLLIN)) wsr__server_accept(s, now);
+    /* Timers, then write everything pending (replies queued while reading,
+       sends from callbacks, pings). */
     for (i = 0; i < s->nconns; i++) {
         wsr_conn *c = s->conns[i];
         if (c->state == WSR__CONN_DEAD) continue;
-        if (!wsr__conn_write(c)) continue;
+        wsr__conn_timers(c, now);
+        if (c->state == WSR__CONN_DEAD || !wsr__conn_write(c)) continue;
         if (c->state == WSR__CONN_CLOSING && !c->deadline && s->cfg.close_timeout_ms > 0)
             c->deadline = now + (uint64_t)s->cfg.close_timeout_ms;
         if (c->deadline && now >= c->deadline) {
             wsr_error e;
             if (c->state == WSR__CONN_HANDSHAKE)
-                wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "no upgrade request within handshake_timeout_ms");
+                wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "no complete upgrade request within handshake_timeout_ms (%d ms)",
+                               s->cfg.handshake_timeout_ms);
             else
                 wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "close handshake timed out");
             e.close_code = 1006;
@@ -4383,6 +4577,37 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
     return WSR_OK;
 }
 
+WSR_API wsr_err wsr_server_shutdown(wsr_server *s, int timeout_ms) {
+    uint64_t until;
+    size_t i;
+    if (!s) return WSR_ERR_INVALID;
+    if (s->lfd >= 0) { close(s->lfd); s->lfd = -1; }     /* no newcomers */
+    for (i = 0; i < s->nconns; i++) {
+        wsr_conn *c = s->conns[i];
+        if (c->state == WSR__CONN_OPEN) {
+            wsr__conn_close(c, 1001, "going away", "closed: the server shut down");
+        } else if (c->state == WSR__CONN_HANDSHAKE) {
+            wsr_error e;
+            wsr__error_set(&e, WSR_ERR_CLOSED, 0, "the server shut down during the upgrade");
+            wsr__conn_end(c, &e);
+        }
+    }
+    until = wsr_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    while (wsr_server_conn_count(s) > 0) {
+        uint64_t now = wsr_now_ms();
+        if (now >= until) break;
+        wsr_server_poll(s, (int)WSR__MIN(until - now, (uint64_t)100));
+    }
+    if (wsr_server_conn_count(s) == 0) return WSR_OK;
+    for (i = 0; i < s->nconns; i++) {
+        wsr_error e;
+        wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "the server shut down; the close handshake did not finish in time");
+        e.close_code = 1006;
+        wsr__conn_end(s->conns[i], &e);
+    }
+    return WSR_ERR_TIMEOUT;
+}
+
 WSR_API void wsr_server_free(wsr_server *s) {
     size_t i;
     if (!s) return;
@@ -4396,9 +4621,22 @@ WSR_API void wsr_server_free(wsr_server *s) {
 
 WSR_API wsr_err wsr_conn_send(wsr_conn *c, wsr_msg_type type, const void *data, size_t len) {
     const unsigned char *d;
+    size_t pending;
     if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
     if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
-    if (wsr_proto_pending(c->proto, &d) + len > c->srv->cfg.conn_max_queued) return WSR_ERR_QUEUE_FULL;
+    pending = wsr_proto_pending(c->proto, &d);
+    if (len > c->srv->cfg.conn_max_queued || pending > c->srv->cfg.conn_max_queued - len) {
+        /* A slow consumer: it does not read as fast as we send. */
+        if (c->srv->cfg.slow_policy == WSR_SLOW_CLOSE) {
+            wsr_error e;
+            wsr__error_set(&e, WSR_ERR_QUEUE_FULL, 0, "slow consumer: %lu bytes waiting for it; closed with 1008",
+                           (unsigned long)pending);
+            e.close_code = 1008;
+            c->error = e;
+            wsr__conn_close(c, 1008, "too slow", NULL);
+        }
+        return WSR_ERR_QUEUE_FULL;
+    }
     return wsr_proto_send(c->proto, (int)type, data, len, c->srv->cfg.send_fragment_size);
 }
 
@@ -4409,27 +4647,27 @@ WSR_API wsr_err wsr_conn_send_ping(wsr_conn *c, const void *data, size_t len) {
 }
 
 WSR_API wsr_err wsr_conn_close(wsr_conn *c, int code, const char *reason) {
-    wsr_err r;
-    size_t rl = reason ? strlen(reason) : 0;
     if (!c) return WSR_ERR_INVALID;
-    if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
-    if ((r = wsr_proto_close(c->proto, code, reason, rl)) != WSR_OK) return r;
-    c->state = WSR__CONN_CLOSING;
-    c->deadline = 0;                       /* set at the next poll */
-    return WSR_OK;
+    return wsr__conn_close(c, code, reason, NULL);
 }
 
-WSR_API wsr_err wsr_server_broadcast(wsr_server *s, wsr_msg_type type, const void *data, size_t len) {
+WSR_API wsr_err wsr_server_broadcast_if(wsr_server *s, wsr_msg_type type, const void *data, size_t len,
+                                        int (*filter)(wsr_conn *conn, void *arg), void *arg) {
     size_t i;
     wsr_err first = WSR_OK;
     if (!s) return WSR_ERR_INVALID;
     for (i = 0; i < s->nconns; i++) {
         wsr_err r;
         if (s->conns[i]->state != WSR__CONN_OPEN) continue;
+        if (filter && !filter(s->conns[i], arg)) continue;
         r = wsr_conn_send(s->conns[i], type, data, len);
         if (r != WSR_OK && first == WSR_OK) first = r;
     }
     return first;
+}
+
+WSR_API wsr_err wsr_server_broadcast(wsr_server *s, wsr_msg_type type, const void *data, size_t len) {
+    return wsr_server_broadcast_if(s, type, data, len, NULL, NULL);
 }
 
 WSR_API wsr_server *wsr_conn_server(const wsr_conn *c) { return c->srv; }
@@ -4437,9 +4675,19 @@ WSR_API const char *wsr_conn_path(const wsr_conn *c) { return c->path ? c->path 
 WSR_API const char *wsr_conn_subprotocol(const wsr_conn *c) { return c->subprotocol; }
 WSR_API void wsr_conn_set_user(wsr_conn *c, void *user) { c->user = user; }
 WSR_API void *wsr_conn_user(const wsr_conn *c) { return c->user; }
+WSR_API int wsr_conn_rtt_ms(const wsr_conn *c) { return c ? c->rtt_ms : -1; }
 WSR_API size_t wsr_conn_queued_bytes(const wsr_conn *c) {
     const unsigned char *d;
     return c->proto ? wsr_proto_pending(c->proto, &d) : 0;
+}
+
+WSR_API wsr_err wsr_conn_set_subprotocol(wsr_conn *c, const char *subprotocol) {
+    size_t n = subprotocol ? strlen(subprotocol) : 0;
+    if (!c || n >= sizeof c->subprotocol) return WSR_ERR_INVALID;
+    if (!c->in_handshake_cb) return WSR_ERR_STATE;
+    if (n) memcpy(c->subprotocol, subprotocol, n);
+    c->subprotocol[n] = '\0';
+    return WSR_OK;
 }
 
 #endif /* WSR__IMPLEMENTATION_ONCE */
