@@ -19,7 +19,7 @@ TESTS    = $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
 COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split \
-                $(B)/compile_nothreads
+                $(B)/compile_nothreads $(B)/compile_tls $(B)/compile_tls_cpp
 
 .PHONY: all test run-tests test-valgrind demo clean tools examples
 all: tools examples
@@ -61,6 +61,15 @@ ASAN_TESTS = $(patsubst tests/%.c,$(B)/asan/%,$(TEST_SRC))
 $(B)/asan/%: tests/%.c $(HEADER) $(TEST_H) | $(B)
 	@mkdir -p $(B)/asan
 	$(CC) $(STD_C) -O1 -g $(SAN) -I. $< -o $@ $(LDLIBS)
+
+# TLS (wss://) through mbedTLS: the programs that define WSR_USE_MBEDTLS
+# link it. test_tls is also built with clang and as C++ (compile_tls*).
+MBEDTLS_LIBS = -lmbedtls -lmbedx509 -lmbedcrypto
+$(B)/test_tls $(B)/asan/test_tls: LDLIBS += $(MBEDTLS_LIBS)
+$(B)/compile_tls: tests/compile_c.c $(HEADER) | $(B)
+	$(CLANG) $(STD_C) $(CFLAGS) -DWSR_USE_MBEDTLS -I. $< -o $@ $(LDLIBS) $(MBEDTLS_LIBS)
+$(B)/compile_tls_cpp: tests/compile_cpp.cpp $(HEADER) | $(B)
+	$(CXX) $(STD_CXX) $(CFLAGS) -DWSR_USE_MBEDTLS -I. $< -o $@ $(LDLIBS) $(MBEDTLS_LIBS)
 
 # The tests that use the thread runner, once more under ThreadSanitizer.
 TSAN_TESTS = $(B)/tsan/test_reconnect_live $(B)/tsan/test_reentry

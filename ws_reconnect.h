@@ -184,6 +184,7 @@ enum {
     X(WSR_ERR_PEER_CLOSED,    203, "peer closed the connection") \
     X(WSR_ERR_TLS,            300, "TLS error") \
     X(WSR_ERR_TLS_UNAVAILABLE, 301, "wss:// needs TLS, which is not compiled in") \
+    X(WSR_ERR_TLS_CERT,       302, "TLS certificate not accepted") \
     X(WSR_ERR_CLOSED,         400, "closed by the application")
 
 #define WSR__ERR_ENUM(name, num, text) name = num,
@@ -312,6 +313,25 @@ WSR_API int wsr_backoff_delay(const wsr_backoff *b, int attempt, int prev_ms, ui
    that broke the protocol, close codes 1002, 1003, 1007-1010). */
 WSR_API int wsr_error_retryable(const wsr_error *e);
 
+/* TLS settings for wss:// (client) and for a wss server. They take effect
+   only in an implementation compiled with WSR_USE_MBEDTLS; without it a
+   wss:// URL fails at once with WSR_ERR_TLS_UNAVAILABLE. Files and PEM text
+   are read when the client or server is created. */
+typedef struct wsr_tls_config {
+    const char *ca_file;          /* trusted CAs, a PEM file. None of the three: the system's */
+    const char *ca_dir;           /*   bundle (/etc/ssl/certs/ca-certificates.crt on Debian) */
+    const char *ca_pem;           /*   ... or PEM text in memory */
+    const char *cert_file;        /* our certificate (a server's own, or a client's for mutual TLS) */
+    const char *key_file;         /* ... and its private key */
+    const char *cert_pem;         /* the same two as PEM text in memory */
+    const char *key_pem;
+    const char *key_password;     /* for an encrypted key, or NULL */
+    const char *server_name;      /* client: the name to verify and send as SNI, if not the URL's host */
+    int verify_peer;              /* server: require a client certificate signed by the CAs above */
+    int insecure_skip_verify;     /* client: accept ANY certificate. Tests only: anyone on the path
+                                     can then read and change the traffic */
+} wsr_tls_config;
+
 typedef struct wsr_client wsr_client;
 
 /* What became of a message handed to wsr_send*. Every message meets exactly
@@ -401,7 +421,9 @@ typedef struct wsr_client_config {
     int queue_drop_on_disconnect; /* 1: drop what is waiting when a link drops (replay is wrong for
                                      your protocol); 0 (default): keep it for the next connection */
 
-    wsr_transport *transport;     /* NULL: built-in TCP. Borrowed for the client's lifetime */
+    wsr_tls_config tls;           /* for wss:// */
+    wsr_transport *transport;     /* NULL: built-in TCP. Borrowed for the client's lifetime;
+                                     with wss:// TLS runs over it */
     /* Random bytes for keys, masks and jitter. NULL: the operating system's.
        Set it only for tests and simulations (a seeded source). */
     void (*random_fn)(void *buf, size_t n, void *user);
@@ -558,6 +580,7 @@ typedef struct wsr_server_config {
     int ping_interval_ms;         /* ping clients silent this long, default 30000; 0 = never */
     int pong_timeout_ms;          /* no traffic this long after the ping drops the client, default 10000 */
     int idle_timeout_ms;          /* close clients that sent no message this long (1000 "idle"); 0 = never */
+    wsr_tls_config tls;           /* with tls.cert_file/cert_pem set (and WSR_USE_MBEDTLS): serve wss:// */
     wsr_allocator allocator;
     wsr_log_fn log_fn;
     wsr_conn_handshake_fn on_handshake;  /* NULL: accept every valid upgrade */
@@ -822,6 +845,13 @@ WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int st
 #  define WSR__POSIX 1
 #else
 #  error "ws_reconnect.h: unknown platform (neither _WIN32 nor POSIX)"
+#endif
+
+/* TLS is compiled in only on request, and needs mbedTLS (2.28 or 3.x). */
+#if defined(WSR_USE_MBEDTLS)
+#  define WSR__TLS 1
+#else
+#  define WSR__TLS 0
 #endif
 
 /* Internal functions: static in WSR_STATIC builds; "unused" keeps GCC and
@@ -2204,6 +2234,7 @@ WSR_API int wsr_error_retryable(const wsr_error *e) {
     case WSR_ERR_CLOSED:            /* the application asked to close */
     case WSR_ERR_INVALID:
     case WSR_ERR_TLS_UNAVAILABLE:
+    case WSR_ERR_TLS_CERT:          /* the same certificate would be refused again */
     case WSR_ERR_PROTOCOL:          /* the server broke RFC 6455: it would again */
     case WSR_ERR_TOO_BIG:
         return 0;
@@ -3296,9 +3327,12 @@ WSR_API wsr_err wsr_client_set_url(wsr_client *c, const char *url, wsr_error *er
     if (!c || !url) { wsr__error_set(err, WSR_ERR_INVALID, 0, "no url"); return WSR_ERR_INVALID; }
     copy = wsr__strdup(&c->alloc, url);
     if (!copy) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); return WSR_ERR_NOMEM; }
-    if (wsr_url_parse(copy, &u, &e) != WSR_OK || u.secure) {
-        if (e.code == WSR_OK)
+    if (wsr_url_parse(copy, &u, &e) != WSR_OK || u.secure != c->url.secure) {
+        /* The transport (with TLS or without) was chosen with the first URL. */
+        if (e.code == WSR_OK && u.secure && !WSR__TLS)
             wsr__error_set(&e, WSR_ERR_TLS_UNAVAILABLE, 0, "wss:// needs TLS, which is not compiled in");
+        else if (e.code == WSR_OK)
+            wsr__error_set(&e, WSR_ERR_INVALID, 0, "cannot switch between ws:// and wss:// (create another client)");
         if (err) *err = e;
         wsr__free(&c->alloc, copy);
         return e.code;
@@ -3410,6 +3444,18 @@ WSR_API int wsr_client_rtt_ms(const wsr_client *c) {
 #elif defined(__linux__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
 #  include <sys/random.h>          /* getrandom */
 #  define WSR__HAVE_GETRANDOM 1
+#endif
+#if WSR__TLS
+#include <mbedtls/version.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/x509_crt.h>
+#include <mbedtls/net_sockets.h>   /* for MBEDTLS_ERR_NET_* only */
+#include <mbedtls/error.h>
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_USE_PSA_CRYPTO)
+#include <psa/crypto.h>
+#endif
 #endif
 #if !defined(CLOCK_MONOTONIC)
 #  error "POSIX is hidden: compile the implementation with -D_POSIX_C_SOURCE=200809L (or -std=gnu99), or include ws_reconnect.h before any system header"
@@ -3742,6 +3788,377 @@ WSR__PRIVATE int wsr__wait_one(uintptr_t sock, int events, int timeout_ms) {
     return ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) ? WSR_POLL_IN : 0) | ((pfd.revents & POLLOUT) ? WSR_POLL_OUT : 0);
 }
 
+/* ---- TLS through mbedTLS (WSR_USE_MBEDTLS) ---------------------------------
+   TLS is a layer over a byte transport: the client wraps its transport in
+   one that encrypts, and the server wraps each connection's socket. The
+   WebSocket code above never knows. mbedTLS is non-blocking here: every
+   call may say WANT_READ / WANT_WRITE, which is "try again when the socket
+   is ready" (WSR_ERR_AGAIN), never a failure. Tested with 2.28; written for
+   3.x too (version checks below). */
+#if WSR__TLS
+
+/* Trust, identity and randomness, shared by every connection of a client
+   or a server. */
+typedef struct wsr__tls_ctx {
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;
+    mbedtls_x509_crt cert;
+    mbedtls_pk_context key;
+    int skip_verify;
+} wsr__tls_ctx;
+
+/* Fills err from an mbedTLS error code, with mbedTLS's own words. */
+WSR__PRIVATE wsr_err wsr__tls_fail(wsr_error *err, wsr_err code, int ret, const char *doing) {
+    char text[96];
+#if defined(MBEDTLS_ERROR_C)
+    mbedtls_strerror(ret, text, sizeof text);
+#else
+    snprintf(text, sizeof text, "error");
+#endif
+    wsr__error_set(err, code, 0, "%s: %s (-0x%04x)", doing, text, (unsigned)-ret);
+    return code;
+}
+
+/* Reads a PEM file, or takes PEM text, into a certificate chain. */
+WSR__PRIVATE int wsr__tls_load_crt(mbedtls_x509_crt *crt, const char *file, const char *pem) {
+    if (file) return mbedtls_x509_crt_parse_file(crt, file);
+    return mbedtls_x509_crt_parse(crt, (const unsigned char *)pem, strlen(pem) + 1);
+}
+
+WSR__PRIVATE void wsr__tls_ctx_free(wsr__tls_ctx *t) {
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_x509_crt_free(&t->ca);
+    mbedtls_x509_crt_free(&t->cert);
+    mbedtls_pk_free(&t->key);
+    mbedtls_ctr_drbg_free(&t->drbg);
+    mbedtls_entropy_free(&t->entropy);
+}
+
+/* The system's CA bundle, where Debian-like systems keep it. */
+static const char *const wsr__ca_bundles[] = {
+    "/etc/ssl/certs/ca-certificates.crt",   /* Debian, Ubuntu, Alpine */
+    "/etc/pki/tls/certs/ca-bundle.crt",     /* Fedora, RHEL */
+    "/etc/ssl/cert.pem"                     /* macOS, BSD */
+};
+
+WSR__PRIVATE wsr_err wsr__tls_ctx_init(wsr__tls_ctx *t, const wsr_tls_config *cfg, int server, wsr_error *err) {
+    int ret;
+    static const char pers[] = "ws_reconnect.h";
+    memset(t, 0, sizeof *t);
+    mbedtls_entropy_init(&t->entropy);
+    mbedtls_ctr_drbg_init(&t->drbg);
+    mbedtls_ssl_config_init(&t->conf);
+    mbedtls_x509_crt_init(&t->ca);
+    mbedtls_x509_crt_init(&t->cert);
+    mbedtls_pk_init(&t->key);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_USE_PSA_CRYPTO)
+    /* mbedTLS 3 does its cryptography through PSA, which must be started. */
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        wsr__error_set(err, WSR_ERR_TLS, 0, "psa_crypto_init failed");
+        return WSR_ERR_TLS;
+    }
+#endif
+    if ((ret = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy, (const unsigned char *)pers,
+                                     sizeof pers - 1)) != 0)
+        return wsr__tls_fail(err, WSR_ERR_TLS, ret, "seeding the random generator");
+    if ((ret = mbedtls_ssl_config_defaults(&t->conf, server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
+                                           MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
+        return wsr__tls_fail(err, WSR_ERR_TLS, ret, "TLS defaults");
+    mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000
+    mbedtls_ssl_conf_min_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#else
+    mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+    /* Whom we trust: the given CAs, else (client) the system's bundle. */
+    t->skip_verify = cfg && cfg->insecure_skip_verify;
+    if (cfg && (cfg->ca_file || cfg->ca_pem || cfg->ca_dir)) {
+        if (cfg->ca_file || cfg->ca_pem) {
+            if ((ret = wsr__tls_load_crt(&t->ca, cfg->ca_file, cfg->ca_pem)) < 0)
+                return wsr__tls_fail(err, WSR_ERR_TLS, ret, cfg->ca_file ? cfg->ca_file : "ca_pem");
+        }
+        if (cfg->ca_dir && (ret = mbedtls_x509_crt_parse_path(&t->ca, cfg->ca_dir)) < 0)
+            return wsr__tls_fail(err, WSR_ERR_TLS, ret, cfg->ca_dir);
+    } else if (!server && !t->skip_verify) {
+        size_t i;
+        ret = -1;
+        for (i = 0; i < sizeof wsr__ca_bundles / sizeof wsr__ca_bundles[0] && ret < 0; i++)
+            ret = mbedtls_x509_crt_parse_file(&t->ca, wsr__ca_bundles[i]);
+        if (ret < 0) {
+            wsr__error_set(err, WSR_ERR_TLS, 0, "no CA bundle given and none found in the usual places "
+                           "(install ca-certificates, or set tls.ca_file)");
+            return WSR_ERR_TLS;
+        }
+    }
+    mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+    if (server)
+        mbedtls_ssl_conf_authmode(&t->conf, cfg && cfg->verify_peer ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
+    else
+        mbedtls_ssl_conf_authmode(&t->conf, t->skip_verify ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
+    /* Who we are: the server's certificate, or the client's for mutual TLS. */
+    if (cfg && (cfg->cert_file || cfg->cert_pem)) {
+        const char *pw = cfg->key_password;
+        size_t pwl = pw ? strlen(pw) : 0;
+        if ((ret = wsr__tls_load_crt(&t->cert, cfg->cert_file, cfg->cert_pem)) < 0)
+            return wsr__tls_fail(err, WSR_ERR_TLS, ret, cfg->cert_file ? cfg->cert_file : "cert_pem");
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+        ret = cfg->key_file ? mbedtls_pk_parse_keyfile(&t->key, cfg->key_file, pw, mbedtls_ctr_drbg_random, &t->drbg)
+            : mbedtls_pk_parse_key(&t->key, (const unsigned char *)cfg->key_pem, cfg->key_pem ? strlen(cfg->key_pem) + 1 : 0,
+                                   (const unsigned char *)pw, pwl, mbedtls_ctr_drbg_random, &t->drbg);
+#else
+        ret = cfg->key_file ? mbedtls_pk_parse_keyfile(&t->key, cfg->key_file, pw)
+            : mbedtls_pk_parse_key(&t->key, (const unsigned char *)cfg->key_pem, cfg->key_pem ? strlen(cfg->key_pem) + 1 : 0,
+                                   (const unsigned char *)pw, pwl);
+#endif
+        if (ret != 0) return wsr__tls_fail(err, WSR_ERR_TLS, ret, cfg->key_file ? cfg->key_file : "key_pem");
+        if ((ret = mbedtls_ssl_conf_own_cert(&t->conf, &t->cert, &t->key)) != 0)
+            return wsr__tls_fail(err, WSR_ERR_TLS, ret, "certificate and key");
+    } else if (server) {
+        wsr__error_set(err, WSR_ERR_INVALID, 0, "a TLS server needs tls.cert_file/cert_pem and tls.key_file/key_pem");
+        return WSR_ERR_INVALID;
+    }
+    return WSR_OK;
+}
+
+/* One TLS session over a byte stream. The stream is reached through
+   `inner` (the client's transport) or, when inner is NULL, a socket (a
+   server connection). */
+typedef struct wsr__tls_conn {
+    mbedtls_ssl_context ssl;
+    const wsr_transport *inner;
+    int fd;
+    wsr_error io_err;             /* the stream's own error, when it failed under TLS */
+    int want;                     /* WSR_POLL_* the last call is waiting for */
+    size_t write_pending;         /* length of a write mbedTLS holds, to be repeated as is */
+    int handshake_done;
+    int ip_host;                  /* verifying an IP address (checked against IP SANs) */
+    unsigned char ip[16];
+    size_t ip_len;
+} wsr__tls_conn;
+
+WSR__PRIVATE int wsr__tls_bio_send(void *ctx, const unsigned char *buf, size_t len) {
+    wsr__tls_conn *c = (wsr__tls_conn *)ctx;
+    size_t put = 0;
+    wsr_err r = c->inner ? c->inner->write_fn(c->inner->self, buf, len, &put, &c->io_err)
+                         : wsr__posix_write(c->fd, buf, len, &put, &c->io_err);
+    if (r == WSR_OK) return (int)put;
+    if (r == WSR_ERR_AGAIN) { c->want = WSR_POLL_OUT; return MBEDTLS_ERR_SSL_WANT_WRITE; }
+    return MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+WSR__PRIVATE int wsr__tls_bio_recv(void *ctx, unsigned char *buf, size_t len) {
+    wsr__tls_conn *c = (wsr__tls_conn *)ctx;
+    size_t got = 0;
+    wsr_err r = c->inner ? c->inner->read_fn(c->inner->self, buf, len, &got, &c->io_err)
+                         : wsr__posix_read(c->fd, buf, len, &got, &c->io_err);
+    if (r == WSR_OK) return (int)got;
+    if (r == WSR_ERR_AGAIN) { c->want = WSR_POLL_IN; return MBEDTLS_ERR_SSL_WANT_READ; }
+    if (r == WSR_ERR_EOF) return 0;
+    return MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+/* mbedTLS 2.28 cannot match an IP address against a certificate's IP SANs,
+   so for wss://127.0.0.1 we do it here, on the server's own certificate
+   (depth 0): the address must be one of its iPAddress entries. */
+WSR__PRIVATE int wsr__tls_verify_ip(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags) {
+    wsr__tls_conn *c = (wsr__tls_conn *)ctx;
+    const mbedtls_x509_sequence *san;
+    int found = 0;
+    if (depth != 0 || !c->ip_host) return 0;
+    for (san = &crt->subject_alt_names; san && san->buf.p; san = san->next)
+        if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && san->buf.len == c->ip_len &&
+            memcmp(san->buf.p, c->ip, c->ip_len) == 0)
+            found = 1;
+    if (!found) *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    return 0;
+}
+
+/* Starts a session: host is what we verify (a name is also sent as SNI;
+   an IP literal is not, RFC 6066 §3). */
+WSR__PRIVATE wsr_err wsr__tls_conn_start(wsr__tls_conn *c, wsr__tls_ctx *ctx, const wsr_transport *inner, int fd,
+                                         const char *host, wsr_error *err) {
+    int ret;
+    memset(&c->io_err, 0, sizeof c->io_err);
+    c->inner = inner;
+    c->fd = fd;
+    c->want = 0;
+    c->write_pending = 0;
+    c->handshake_done = 0;
+    mbedtls_ssl_init(&c->ssl);
+    if ((ret = mbedtls_ssl_setup(&c->ssl, &ctx->conf)) != 0) return wsr__tls_fail(err, WSR_ERR_TLS, ret, "TLS setup");
+    if (host) {
+        c->ip_len = 0;
+        if (inet_pton(AF_INET, host, c->ip) == 1) c->ip_len = 4;
+        else if (inet_pton(AF_INET6, host, c->ip) == 1) c->ip_len = 16;
+        c->ip_host = c->ip_len > 0;
+        ret = mbedtls_ssl_set_hostname(&c->ssl, c->ip_host ? NULL : host);
+        if (ret != 0) return wsr__tls_fail(err, WSR_ERR_TLS, ret, "TLS host name");
+        if (c->ip_host) mbedtls_ssl_set_verify(&c->ssl, wsr__tls_verify_ip, c);
+    }
+    mbedtls_ssl_set_bio(&c->ssl, c, wsr__tls_bio_send, wsr__tls_bio_recv, NULL);
+    return WSR_OK;
+}
+
+WSR__PRIVATE void wsr__tls_conn_end(wsr__tls_conn *c) {
+    /* close_notify tells the peer the stream ended on purpose (best effort). */
+    if (c->handshake_done) mbedtls_ssl_close_notify(&c->ssl);
+    c->handshake_done = 0;
+    mbedtls_ssl_free(&c->ssl);
+}
+
+/* Turns an mbedTLS result into ours: the stream's own error when the
+   stream failed, a certificate error (permanent, with the reasons), or a
+   TLS error. */
+WSR__PRIVATE wsr_err wsr__tls_error(wsr__tls_conn *c, int ret, const char *doing, wsr_error *err) {
+    if ((ret == MBEDTLS_ERR_NET_SEND_FAILED || ret == MBEDTLS_ERR_NET_RECV_FAILED) && c->io_err.code != WSR_OK) {
+        *err = c->io_err;
+        return err->code;
+    }
+    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+        char why[160];
+        uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+        why[0] = '\0';
+        if (flags & MBEDTLS_X509_BADCERT_EXPIRED) strcat(why, ", expired");
+        if (flags & MBEDTLS_X509_BADCERT_FUTURE) strcat(why, ", not valid yet");
+        if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED) strcat(why, ", unknown CA");
+        if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) strcat(why, ", wrong host");
+        if (flags & MBEDTLS_X509_BADCERT_REVOKED) strcat(why, ", revoked");
+        if (!why[0]) snprintf(why, sizeof why, ", flags 0x%x", (unsigned)flags);
+        wsr__error_set(err, WSR_ERR_TLS_CERT, 0, "certificate not accepted: %s", why + 2);
+        return WSR_ERR_TLS_CERT;
+    }
+    if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+        wsr__error_set(err, WSR_ERR_EOF, 0, "%s: the peer ended the TLS stream", doing);
+        err->transient = 1;
+        return WSR_ERR_EOF;
+    }
+    wsr__tls_fail(err, WSR_ERR_TLS, ret, doing);
+    err->transient = 1;   /* a broken handshake (a proxy, a reset) may go better next time */
+    return WSR_ERR_TLS;
+}
+
+/* One step of the handshake: WSR_OK once done, WSR_ERR_AGAIN meanwhile. */
+WSR__PRIVATE wsr_err wsr__tls_handshake(wsr__tls_conn *c, wsr_error *err) {
+    int ret;
+    if (c->handshake_done) return WSR_OK;
+    ret = mbedtls_ssl_handshake(&c->ssl);
+    if (ret == 0) { c->handshake_done = 1; c->want = 0; return WSR_OK; }
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ) { c->want = WSR_POLL_IN; return WSR_ERR_AGAIN; }
+    if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) { c->want = WSR_POLL_OUT; return WSR_ERR_AGAIN; }
+    return wsr__tls_error(c, ret, "TLS handshake", err);
+}
+
+/* Reads decrypted bytes. A TLS record is decrypted whole, so the socket may
+   be empty while mbedTLS still holds bytes: keep reading until the buffer is
+   full or mbedTLS wants the socket. A short read then means "drained", as
+   the callers expect from a plain socket. */
+WSR__PRIVATE wsr_err wsr__tls_read(wsr__tls_conn *c, void *buf, size_t cap, size_t *got, wsr_error *err) {
+    *got = 0;
+    while (*got < cap) {
+        int ret = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf + *got, cap - *got);
+        if (ret > 0) { *got += (size_t)ret; continue; }
+        if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) break;
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+        if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) continue;   /* TLS 1.3, mbedTLS 3 */
+#endif
+        if (*got) return WSR_OK;          /* report the end next time */
+        return wsr__tls_error(c, ret, "TLS read", err);
+    }
+    return *got ? WSR_OK : WSR_ERR_AGAIN;
+}
+
+/* Writes up to one record. After WANT_WRITE mbedTLS holds the record and
+   must be called again with the same length, which it then reports. */
+WSR__PRIVATE wsr_err wsr__tls_write(wsr__tls_conn *c, const void *buf, size_t len, size_t *put, wsr_error *err) {
+    int ret;
+    size_t n = c->write_pending ? c->write_pending : WSR__MIN(len, (size_t)16384);
+    *put = 0;
+    if (n > len) n = len;
+    ret = mbedtls_ssl_write(&c->ssl, (const unsigned char *)buf, n);
+    if (ret >= 0) { c->write_pending = 0; *put = (size_t)ret; return WSR_OK; }
+    if (ret == MBEDTLS_ERR_SSL_WANT_WRITE || ret == MBEDTLS_ERR_SSL_WANT_READ) {
+        c->write_pending = n;
+        return WSR_ERR_AGAIN;
+    }
+    return wsr__tls_error(c, ret, "TLS write", err);
+}
+
+/* The client's TLS transport: the TCP transport inside, TLS around it. */
+typedef struct wsr__tls_tr {
+    wsr_transport inner;
+    void *inner_owned;            /* the built-in TCP transport's state, or NULL for yours */
+    void (*inner_free)(void *state, const wsr_allocator *a);
+    wsr__tls_ctx ctx;
+    wsr__tls_conn conn;
+    int session;                  /* conn is set up */
+    char host[256];
+    const char *server_name;      /* tls.server_name, or NULL for the URL's host */
+} wsr__tls_tr;
+
+WSR__PRIVATE void wsr__tls_tr_close(void *self) {
+    wsr__tls_tr *t = (wsr__tls_tr *)self;
+    if (t->session) wsr__tls_conn_end(&t->conn);
+    t->session = 0;
+    t->inner.close_fn(t->inner.self);
+}
+
+WSR__PRIVATE wsr_err wsr__tls_tr_open(void *self, const char *host, int port, uint64_t now, wsr_error *err) {
+    wsr__tls_tr *t = (wsr__tls_tr *)self;
+    wsr__tls_tr_close(t);
+    snprintf(t->host, sizeof t->host, "%s", t->server_name ? t->server_name : host);
+    return t->inner.open_fn(t->inner.self, host, port, now, err);
+}
+
+WSR__PRIVATE wsr_err wsr__tls_tr_connect(void *self, uint64_t now, wsr_error *err) {
+    wsr__tls_tr *t = (wsr__tls_tr *)self;
+    if (!t->session) {
+        wsr_err r = t->inner.connect_fn(t->inner.self, now, err);
+        if (r != WSR_OK) return r;
+        if ((r = wsr__tls_conn_start(&t->conn, &t->ctx, &t->inner, -1, t->host, err)) != WSR_OK) {
+            mbedtls_ssl_free(&t->conn.ssl);
+            err->transient = 0;
+            return r;
+        }
+        t->session = 1;
+    }
+    return wsr__tls_handshake(&t->conn, err);
+}
+
+WSR__PRIVATE wsr_err wsr__tls_tr_read(void *self, void *buf, size_t cap, size_t *got, wsr_error *err) {
+    return wsr__tls_read(&((wsr__tls_tr *)self)->conn, buf, cap, got, err);
+}
+
+WSR__PRIVATE wsr_err wsr__tls_tr_write(void *self, const void *buf, size_t len, size_t *put, wsr_error *err) {
+    return wsr__tls_write(&((wsr__tls_tr *)self)->conn, buf, len, put, err);
+}
+
+WSR__PRIVATE uintptr_t wsr__tls_tr_socket(void *self) {
+    wsr__tls_tr *t = (wsr__tls_tr *)self;
+    return t->inner.socket_fn(t->inner.self);
+}
+
+WSR__PRIVATE int wsr__tls_tr_events(void *self) {
+    wsr__tls_tr *t = (wsr__tls_tr *)self;
+    if (!t->session) return t->inner.events_fn(t->inner.self);
+    return t->conn.handshake_done ? 0 : t->conn.want;
+}
+
+WSR__PRIVATE uint64_t wsr__tls_tr_timer(void *self) {
+    wsr__tls_tr *t = (wsr__tls_tr *)self;
+    return !t->session && t->inner.timer_fn ? t->inner.timer_fn(t->inner.self) : 0;
+}
+
+WSR__PRIVATE void wsr__tls_tr_free(void *state, const wsr_allocator *a) {
+    wsr__tls_tr *t = (wsr__tls_tr *)state;
+    wsr__tls_tr_close(t);
+    wsr__tls_ctx_free(&t->ctx);
+    if (t->inner_owned) t->inner_free(t->inner_owned, a);
+    wsr__free(a, state);
+}
+#endif /* WSR__TLS */
+
 #if !defined(WSR_NO_THREADS)
 #include <pthread.h>
 /* What a client's background thread needs: the thread, a recursive lock
@@ -3877,12 +4294,14 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
         wsr_client_free(c);
         return NULL;
     }
+#if !WSR__TLS
     if (c->url.secure) {
         wsr__error_set(err, WSR_ERR_TLS_UNAVAILABLE, 0,
                        "wss:// needs TLS, which is not compiled in (build with WSR_USE_MBEDTLS)");
         wsr_client_free(c);
         return NULL;
     }
+#endif
     /* Check the request once now, so a bad header fails here and not later. */
     {
         char probe[1];
@@ -3922,6 +4341,40 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
         c->tr.timer_fn = wsr__tcp_timer;
         c->tr.self = t;
     }
+#if WSR__TLS
+    if (c->url.secure) {
+        /* wss://: TLS around the transport chosen above. */
+        wsr__tls_tr *t = (wsr__tls_tr *)wsr__alloc(a, sizeof *t);
+        wsr_error e;
+        if (!t) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); wsr_client_free(c); return NULL; }
+        memset(t, 0, sizeof *t);
+        t->inner = c->tr;
+        t->inner_owned = c->tr_owned;
+        t->inner_free = c->tr_free_fn;
+        c->tr_owned = t;                    /* from here on, freeing t frees the inner one too */
+        c->tr_free_fn = wsr__tls_tr_free;
+        if (cfg->tls.server_name) {
+            snprintf(t->host, sizeof t->host, "%s", cfg->tls.server_name);
+            t->server_name = t->host;
+        }
+        if (wsr__tls_ctx_init(&t->ctx, &cfg->tls, 0, &e) != WSR_OK) {
+            if (err) *err = e;
+            wsr_client_free(c);
+            return NULL;
+        }
+        if (t->ctx.skip_verify)
+            wsr__log(cfg->log_fn, cfg->user, WSR_LOG_WARN, "TLS certificate verification is OFF (insecure_skip_verify)");
+        c->tr.open_fn = wsr__tls_tr_open;
+        c->tr.connect_fn = wsr__tls_tr_connect;
+        c->tr.read_fn = wsr__tls_tr_read;
+        c->tr.write_fn = wsr__tls_tr_write;
+        c->tr.close_fn = wsr__tls_tr_close;
+        c->tr.socket_fn = wsr__tls_tr_socket;
+        c->tr.events_fn = wsr__tls_tr_events;
+        c->tr.timer_fn = wsr__tls_tr_timer;
+        c->tr.self = t;
+    }
+#endif
     if (err) wsr__error_set(err, WSR_OK, 0, NULL);
     return c;
 }
@@ -4105,6 +4558,9 @@ struct wsr_conn {
     const char *close_note;       /* why we closed (static text), for the error when the client answers */
     wsr_error error;
     void *user;
+#if WSR__TLS
+    wsr__tls_conn *tls;           /* wss://: the TLS session on this socket, else NULL */
+#endif
 };
 
 struct wsr_server {
@@ -4118,7 +4574,34 @@ struct wsr_server {
     size_t nconns, cap;
     struct pollfd *pfds;
     size_t pfd_cap;
+#if WSR__TLS
+    wsr__tls_ctx *tls;            /* serving wss://: certificate, key and settings */
+#endif
 };
+
+/* A connection's bytes in and out: through TLS when the server serves
+   wss://, straight on the socket otherwise. */
+WSR__PRIVATE wsr_err wsr__conn_io_read(wsr_conn *c, void *buf, size_t cap, size_t *got, wsr_error *err) {
+#if WSR__TLS
+    if (c->tls) return wsr__tls_read(c->tls, buf, cap, got, err);
+#endif
+    return wsr__posix_read(c->fd, buf, cap, got, err);
+}
+WSR__PRIVATE wsr_err wsr__conn_io_write(wsr_conn *c, const void *buf, size_t len, size_t *put, wsr_error *err) {
+#if WSR__TLS
+    if (c->tls) return wsr__tls_write(c->tls, buf, len, put, err);
+#endif
+    return wsr__posix_write(c->fd, buf, len, put, err);
+}
+/* Still in the TLS handshake (which comes before the HTTP upgrade)? */
+WSR__PRIVATE int wsr__conn_tls_pending(const wsr_conn *c) {
+#if WSR__TLS
+    return c->tls && !c->tls->handshake_done;
+#else
+    (void)c;
+    return 0;
+#endif
+}
 
 WSR_API void wsr_server_config_init(wsr_server_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -4156,6 +4639,16 @@ WSR_API wsr_server *wsr_server_new(const wsr_server_config *cfg, wsr_error *err)
     s->lfd = -1;
     s->cfg.host = NULL;                    /* not kept: only used here */
     s->cfg.subprotocols = wsr__strdup(&s->alloc, cfg->subprotocols);
+    if (cfg->tls.cert_file || cfg->tls.cert_pem) {
+#if WSR__TLS
+        s->tls = (wsr__tls_ctx *)wsr__alloc(&s->alloc, sizeof *s->tls);
+        if (!s->tls) { wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL); goto fail; }
+        if (wsr__tls_ctx_init(s->tls, &cfg->tls, 1, &e) != WSR_OK) goto fail;
+#else
+        wsr__error_set(&e, WSR_ERR_TLS_UNAVAILABLE, 0, "a wss:// server needs TLS, which is not compiled in (WSR_USE_MBEDTLS)");
+        goto fail;
+#endif
+    }
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -4199,8 +4692,22 @@ WSR_API size_t wsr_server_conn_count(const wsr_server *s) {
     return n;
 }
 
+/* Ends the TLS session (close_notify if the handshake was done). */
+WSR__PRIVATE void wsr__conn_tls_end(wsr_conn *c) {
+#if WSR__TLS
+    if (c->tls) {
+        wsr__tls_conn_end(c->tls);
+        wsr__free(&c->srv->alloc, c->tls);
+        c->tls = NULL;
+    }
+#else
+    (void)c;
+#endif
+}
+
 WSR__PRIVATE void wsr__conn_free(wsr_conn *c) {
     const wsr_allocator *a = &c->srv->alloc;
+    wsr__conn_tls_end(c);
     if (c->fd >= 0) close(c->fd);
     wsr_proto_free(c->proto);
     wsr__buf_free(&c->in, a);
@@ -4218,6 +4725,7 @@ WSR__PRIVATE void wsr__conn_end(wsr_conn *c, const wsr_error *why) {
     if (c->error.code == WSR_OK && why) c->error = *why;
     if (c->error.close_code == 0) c->error.close_code = 1006;
     c->state = WSR__CONN_DEAD;
+    wsr__conn_tls_end(c);
     if (c->fd >= 0) { close(c->fd); c->fd = -1; }
     wsr__log(s->cfg.log_fn, s->cfg.user, WSR_LOG_INFO, "connection %s ended: %s", c->path ? c->path : "(handshake)", c->error.message);
     if (was_open && s->cfg.on_close) s->cfg.on_close(c, &c->error, s->cfg.user);
@@ -4238,9 +4746,11 @@ WSR__PRIVATE wsr_err wsr__conn_close(wsr_conn *c, int code, const char *reason, 
 }
 
 /* Writes what a connection has pending. Returns 0 if it ended. */
+WSR__PRIVATE int wsr__conn_tls_step(wsr_conn *c);
 WSR__PRIVATE int wsr__conn_write(wsr_conn *c) {
     wsr_error e;
     memset(&e, 0, sizeof e);
+    if (wsr__conn_tls_pending(c)) return wsr__conn_tls_step(c);
     for (;;) {
         const unsigned char *data;
         size_t n, put = 0;
@@ -4249,7 +4759,7 @@ WSR__PRIVATE int wsr__conn_write(wsr_conn *c) {
         if (from_hs) { data = c->hs.data + c->hs.pos; n = wsr__buf_avail(&c->hs); }
         else n = c->proto ? wsr_proto_pending(c->proto, &data) : 0;
         if (n == 0) break;
-        r = wsr__posix_write(c->fd, data, n, &put, &e);
+        r = wsr__conn_io_write(c, data, n, &put, &e);
         if (r == WSR_ERR_AGAIN) return 1;
         if (r != WSR_OK) { e.close_code = 1006; wsr__conn_end(c, &e); return 0; }
         if (from_hs) wsr__buf_consume(&c->hs, put);
@@ -4379,7 +4889,11 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
             wsr__conn_end(c, &e);
             return;
         }
-        r = wsr__posix_read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, &got, &e);
+        if (wsr__conn_tls_pending(c)) {
+            if (wsr__conn_tls_step(c) && !wsr__conn_tls_pending(c)) continue;
+            return;
+        }
+        r = wsr__conn_io_read(c, c->in.data + c->in.len, c->in.cap - c->in.len, &got, &e);
         if (r == WSR_ERR_AGAIN) return;
         if (r != WSR_OK) {
             if (!(r == WSR_ERR_EOF && c->proto && wsr_proto_close_sent(c->proto) && wsr_proto_close_received(c->proto)))
@@ -4412,6 +4926,21 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
             wsr__conn_event(c, &ev);
         }
     }
+}
+
+/* One step of a connection's TLS handshake. Returns 0 if it ended. */
+WSR__PRIVATE int wsr__conn_tls_step(wsr_conn *c) {
+#if WSR__TLS
+    wsr_error e;
+    wsr_err r = wsr__tls_handshake(c->tls, &e);
+    if (r == WSR_OK || r == WSR_ERR_AGAIN) return 1;
+    e.close_code = 1006;
+    wsr__conn_end(c, &e);
+    return 0;
+#else
+    (void)c;
+    return 1;
+#endif
 }
 
 /* Accepts every pending connection. Over max_connections, the newcomer
@@ -4450,6 +4979,19 @@ WSR__PRIVATE void wsr__server_accept(wsr_server *s, uint64_t now) {
         c->rtt_ms = -1;
         c->deadline = s->cfg.handshake_timeout_ms > 0 ? now + (uint64_t)s->cfg.handshake_timeout_ms : 0;
         s->conns[s->nconns++] = c;
+#if WSR__TLS
+        if (s->tls) {
+            /* wss://: the TLS handshake comes first, within the same deadline. */
+            wsr_error e;
+            c->tls = (wsr__tls_conn *)wsr__alloc(&s->alloc, sizeof *c->tls);
+            if (!c->tls || wsr__tls_conn_start(c->tls, s->tls, NULL, fd, NULL, &e) != WSR_OK) {
+                if (c->tls) { mbedtls_ssl_free(&c->tls->ssl); wsr__free(&s->alloc, c->tls); c->tls = NULL; }
+                wsr__error_set(&e, WSR_ERR_NOMEM, 0, "no memory for a TLS session");
+                wsr__conn_end(c, &e);
+                continue;
+            }
+        }
+#endif
         if (s->cfg.max_connections > 0 && wsr_server_conn_count(s) > (size_t)s->cfg.max_connections) {
             wsr_error e;
             wsr__error_set(&e, WSR_ERR_STATE, 0, "connection limit (%d) reached: answered 503", s->cfg.max_connections);
@@ -4527,6 +5069,9 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
         s->pfds[i + 1].fd = c->fd;
         s->pfds[i + 1].events = (short)(POLLIN | ((wsr__buf_avail(&c->hs) || (c->proto && wsr_proto_pending(c->proto, &d)))
                                                      ? POLLOUT : 0));
+#if WSR__TLS
+        if (wsr__conn_tls_pending(c)) s->pfds[i + 1].events = (short)(c->tls->want == WSR_POLL_OUT ? POLLOUT : POLLIN);
+#endif
         s->pfds[i + 1].revents = 0;
         if (t && (!next || t < next)) next = t;
     }
@@ -4616,6 +5161,9 @@ WSR_API void wsr_server_free(wsr_server *s) {
     wsr__free(&s->alloc, s->conns);
     wsr__free(&s->alloc, s->pfds);
     wsr__free(&s->alloc, (void *)s->cfg.subprotocols);
+#if WSR__TLS
+    if (s->tls) { wsr__tls_ctx_free(s->tls); wsr__free(&s->alloc, s->tls); }
+#endif
     wsr__free(&s->alloc, s);
 }
 

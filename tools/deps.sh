@@ -3,7 +3,8 @@
 # Debian-like systems: C and C++ compilers and clang; for the interop tests
 # (tests/test_interop.c) Node.js with npm and the `ws` package pinned in
 # tests/interop/package-lock.json (installed there with `npm ci`), and
-# Debian's python3-websockets for /usr/bin/python3. Does nothing and prints
+# Debian's python3-websockets for /usr/bin/python3; for TLS, libmbedtls-dev
+# and openssl. Does nothing and prints
 # nothing when all is present, so it is cheap to run before every test run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -16,6 +17,9 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 # The interop peers always run under /usr/bin/python3 (never a python3 found
 # first on PATH, such as pyenv's), so that is the one that must import it.
 /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || need+=(python3-websockets)
+# TLS: mbedTLS to build wss:// support, openssl to make the test certificates.
+[ -f /usr/include/mbedtls/ssl.h ] || need+=(libmbedtls-dev)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
