@@ -37,12 +37,14 @@
      ping_interval_ms + pong_timeout_ms, and keeps every message in a bounded
      queue until it is written whole, re-sending across reconnects; the fate
      of each message is reported (on_delivery).
-   - A server that accepts many connections in one poll loop, with broadcast.
+   - A server that accepts many connections in one poll loop, with broadcast,
+     keepalive, slow-consumer and slowloris limits, and graceful shutdown.
+   - wss:// (client and server) through mbedTLS 2.28 or 3.x, when compiled
+     with WSR_USE_MBEDTLS; certificates verified by default.
    - A sans-I/O layer (codec and handshake) you can drive with your own I/O.
    - Bounded everything: message size, handshake size, queue size.
 
    DOES NOT (yet)
-   - TLS (wss:// fails at once with WSR_ERR_TLS_UNAVAILABLE).
    - Windows (the Winsock transport is not written yet; the build stops with #error).
    - permessage-deflate or any other extension (a server that sends one unasked is refused).
 
@@ -56,6 +58,7 @@
        WSR_REALLOC(p,n)     IMPL-ONLY
        WSR_FREE(p)          IMPL-ONLY
        WSR_NO_THREADS       IMPL-ONLY  no thread runner (wsr_client_start_thread fails)
+       WSR_USE_MBEDTLS      IMPL-ONLY  wss:// through mbedTLS (link -lmbedtls -lmbedx509 -lmbedcrypto)
    No macro changes the layout of a public struct.
 
    THREADING
@@ -92,9 +95,11 @@
    (transient) and a short message. There is no global "last error".
 
    PLATFORM AND LINKING
-   POSIX (Linux, BSD, macOS): nothing to link. The header needs only the C
-   library and the BSD socket API. DNS resolution (getaddrinfo) is the one call
-   that may block longer than the timeout you give to poll.
+   POSIX (Linux, BSD, macOS): nothing to link (-pthread on old C libraries for
+   the thread runner). The header needs only the C library and the BSD socket
+   API. DNS resolution (getaddrinfo) is the one call that may block longer
+   than the timeout you give to poll. With WSR_USE_MBEDTLS, link
+   -lmbedtls -lmbedx509 -lmbedcrypto, in that order.
 
    LATEST CHANGES (full list in README.md)
    0.2.0  reconnection, keepalive, the lossless queue with delivery reports,
