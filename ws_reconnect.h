@@ -2888,7 +2888,7 @@ WSR__PRIVATE int wsr__retry_after_ms(const wsr_handshake_result *res) {
    timers still run under a flood. */
 WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
     wsr_error e;
-    int rounds, drained = 0;
+    int rounds, drained = 0, checked_eof = 0;
     memset(&e, 0, sizeof e);
     /* A read shorter than the space offered means the socket is empty: stop
        there instead of paying one more recv() for EAGAIN; poll says when
@@ -2951,6 +2951,15 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
             }
             if (ev.type == WSR_EVENT_NONE) break;
             wsr__client_event(c, &ev);
+        }
+        /* A short read says the socket was empty, but not whether the peer
+           closed right behind the bytes we got (a server that pings, then
+           drops us). Messages are about to be written: look once more, so a
+           closed peer is noticed first and the messages wait for the next
+           connection instead of going into a dead socket. */
+        if (drained && c->q_count > 0 && !checked_eof) {
+            drained = 0;
+            checked_eof = 1;
         }
     }
     return WSR_OK;

@@ -40,11 +40,22 @@ int main(int argc, char **argv) {
         if (stdin_open) { fds[n].fd = 0; fds[n].events = POLLIN; n++; }
         poll(fds, (nfds_t)n, wsr_client_timeout_ms(c, wsr_now_ms()));
         if (stdin_open && (fds[n - 1].revents & (POLLIN | POLLHUP))) {
-            char line[4096];
-            ssize_t got = read(0, line, sizeof line);
-            if (got <= 0) { stdin_open = 0; wsr_client_close(c, 1000, "end of input"); }
-            else wsr_send_text(c, line, (size_t)got - (line[got - 1] == '\n'));
+            char buf[4096];
+            ssize_t got = read(0, buf, sizeof buf);
+            if (got <= 0) {
+                stdin_open = 0;
+            } else {
+                /* One message per line (a read may hold several). */
+                ssize_t start = 0, i;
+                for (i = 0; i < got; i++)
+                    if (buf[i] == '\n') { wsr_send_text(c, buf + start, (size_t)(i - start)); start = i + 1; }
+                if (start < got) wsr_send_text(c, buf + start, (size_t)(got - start));
+            }
         }
+        /* At the end of input, close once everything typed has gone out:
+           closing earlier would drop what is still queued (and report it). */
+        if (!stdin_open && wsr_client_queued_messages(c) == 0 && wsr_client_state(c) == WSR_STATE_OPEN)
+            wsr_client_close(c, 1000, "end of input");
         wsr_client_step(c, wsr_now_ms());      /* reads, writes, timers, callbacks */
     }
     printf("closed: %s\n", wsr_client_error(c)->message);
