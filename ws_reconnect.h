@@ -275,6 +275,10 @@ typedef struct wsr_transport {
        must run even if the socket stays quiet (to move on to the next
        address), or 0. NULL: no such time. */
     uint64_t (*timer_fn)(void *self);
+    /* Optional: bytes the transport holds that poll() cannot see (TLS
+       decrypts whole records): while nonzero, read_fn is called without
+       waiting for the socket. NULL: none. */
+    size_t (*pending_fn)(void *self);
 } wsr_transport;
 
 /* ---- reconnection policy, as pure functions ------------------------------ */
@@ -475,7 +479,8 @@ WSR_API wsr_err wsr_client_step(wsr_client *c, uint64_t now_ms);
    down and goes out in order after the next upgrade, before anything sent
    later. WSR_ERR_STATE once the client is closing or closed for good,
    WSR_ERR_QUEUE_FULL when the queue is full (WSR_OVERFLOW_REJECT),
-   WSR_ERR_INVALID for bad arguments. on_delivery later tells its fate. */
+   WSR_ERR_INVALID for bad arguments, including text that is not UTF-8
+   (§5.6). on_delivery later tells its fate. */
 WSR_API wsr_err wsr_send(wsr_client *c, wsr_msg_type type, const void *data, size_t len);
 WSR_API wsr_err wsr_send_text(wsr_client *c, const char *text, size_t len);
 WSR_API wsr_err wsr_send_binary(wsr_client *c, const void *data, size_t len);
@@ -584,7 +589,7 @@ typedef struct wsr_server_config {
     int close_timeout_ms;         /* default 5000 */
     int ping_interval_ms;         /* ping clients silent this long, default 30000; 0 = never */
     int pong_timeout_ms;          /* no traffic this long after the ping drops the client, default 10000 */
-    int idle_timeout_ms;          /* close clients that sent no message this long (1000 "idle"); 0 = never */
+    int idle_timeout_ms;          /* close clients that sent no message this long (1000 "idle timeout"); 0 = never */
     wsr_tls_config tls;           /* with tls.cert_file/cert_pem set (and WSR_USE_MBEDTLS): serve wss:// */
     wsr_allocator allocator;
     wsr_log_fn log_fn;
@@ -925,6 +930,14 @@ WSR__PRIVATE void wsr__log(wsr_log_fn fn, void *user, int level, const char *fmt
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     fn(level, line, user);
+}
+
+/* How many of the first n bytes of UTF-8 text fit in `max` bytes without
+   cutting a character in two (for quoting peer text in messages). */
+WSR__PRIVATE size_t wsr__utf8_cut(const unsigned char *s, size_t n, size_t max) {
+    if (n <= max) return n;
+    while (max > 0 && (s[max] & 0xC0) == 0x80) max--;   /* s[max] continues a character */
+    return max;
 }
 
 /* Memory goes through the run-time allocator when one is set, else through
@@ -2844,13 +2857,15 @@ WSR__PRIVATE void wsr__client_event(wsr_client *c, const wsr_event *ev) {
             wsr_error e;
             size_t rl = WSR__MIN(ev->len, (size_t)WSR_MAX_CLOSE_REASON);
             wsr__error_set(&e, WSR_ERR_PEER_CLOSED, 0, "server closed the connection with code %d%s%.*s",
-                           ev->close_code, rl ? ": " : "", (int)WSR__MIN(rl, (size_t)80), (const char *)ev->data);
+                           ev->close_code, rl ? ": " : "", (int)wsr__utf8_cut(ev->data, rl, 80), (const char *)ev->data);
             e.close_code = ev->close_code;
             memcpy(e.close_reason, ev->data, rl);
             e.close_reason[rl] = '\0';
-            /* 1001 going away, 1011 server error, 1012 restart, 1013 try later: worth retrying. */
-            e.transient = ev->close_code == 1001 || ev->close_code == 1011 || ev->close_code == 1012 ||
-                          ev->close_code == 1013 || ev->close_code == 1005;
+            /* The same verdict as wsr_error_retryable(): only the codes that
+               blame our messages (1002, 1003, 1007-1010) say "it would fail
+               the same way". */
+            e.transient = !(ev->close_code == 1002 || ev->close_code == 1003 ||
+                            (ev->close_code >= 1007 && ev->close_code <= 1010));
             /* Restarting or overloaded: not sooner than retry_later_ms. */
             if (ev->close_code == 1012 || ev->close_code == 1013) e.retry_after_ms = c->cfg.backoff.retry_later_ms;
             wsr__client_set_error(c, &e);
@@ -3023,6 +3038,7 @@ WSR__PRIVATE wsr_err wsr__client_run_once(wsr_client *c, uint64_t now, int reven
         }
     }
     if (c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING) {
+        if (c->tr.pending_fn && c->tr.pending_fn(c->tr.self)) revents |= WSR_POLL_IN;   /* bytes poll cannot see */
         if ((revents & WSR_POLL_IN) && (r = wsr__client_read(c)) != WSR_OK) return r;
         /* Also the replies the codec queued while parsing (pongs, the close
            echo): they go out now, not when the application next sends. */
@@ -3148,6 +3164,9 @@ WSR_API int wsr_client_events(const wsr_client *c) {
 WSR__PRIVATE uint64_t wsr__client_next_timer(const wsr_client *c) {
     uint64_t t = UINT64_MAX;
     if (c->state == WSR_STATE_CLOSED) return c->reconnect_now && !c->close_requested ? 0 : t;
+    if (c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING && c->tr.pending_fn &&
+        c->tr.pending_fn(c->tr.self))
+        return 0;                         /* the transport holds bytes: read them now */
     if (c->state == WSR_STATE_IDLE || (c->reconnect_now && !c->close_requested) ||
         (c->probe_ms && c->state == WSR_STATE_OPEN) || c->q_stamped < wsr__q_end(c))
         return 0;
@@ -3184,6 +3203,12 @@ WSR_API wsr_err wsr_send_tracked(wsr_client *c, wsr_msg_type type, const void *d
     wsr__rec r;
     wsr_err e = WSR_OK;
     if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
+    if (type == WSR_MSG_TEXT) {
+        /* §5.6: a text message is UTF-8. The server would fail the link with
+           1007 (and we would not retry): refuse it here instead. */
+        uint32_t st = 0;
+        if (!wsr_utf8_feed(&st, (const unsigned char *)data, len) || st != 0) return WSR_ERR_INVALID;
+    }
     wsr__client_lock(c);
     /* Closed for good, or closing with no next connection to carry it. */
     if (c->close_requested || c->state == WSR_STATE_CLOSED || (c->state == WSR_STATE_CLOSING && !c->cfg.reconnect)) {
@@ -4121,7 +4146,7 @@ WSR__PRIVATE void wsr__tls_tr_close(void *self) {
 WSR__PRIVATE wsr_err wsr__tls_tr_open(void *self, const char *host, int port, uint64_t now, wsr_error *err) {
     wsr__tls_tr *t = (wsr__tls_tr *)self;
     wsr__tls_tr_close(t);
-    snprintf(t->host, sizeof t->host, "%s", t->server_name ? t->server_name : host);
+    if (!t->server_name) snprintf(t->host, sizeof t->host, "%s", host);   /* else host holds server_name */
     return t->inner.open_fn(t->inner.self, host, port, now, err);
 }
 
@@ -4157,6 +4182,11 @@ WSR__PRIVATE int wsr__tls_tr_events(void *self) {
     wsr__tls_tr *t = (wsr__tls_tr *)self;
     if (!t->session) return t->inner.events_fn(t->inner.self);
     return t->conn.handshake_done ? 0 : t->conn.want;
+}
+
+WSR__PRIVATE size_t wsr__tls_tr_pending(void *self) {
+    wsr__tls_tr *t = (wsr__tls_tr *)self;
+    return t->session && t->conn.handshake_done ? mbedtls_ssl_get_bytes_avail(&t->conn.ssl) : 0;
 }
 
 WSR__PRIVATE uint64_t wsr__tls_tr_timer(void *self) {
@@ -4386,6 +4416,7 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
         c->tr.socket_fn = wsr__tls_tr_socket;
         c->tr.events_fn = wsr__tls_tr_events;
         c->tr.timer_fn = wsr__tls_tr_timer;
+        c->tr.pending_fn = wsr__tls_tr_pending;
         c->tr.self = t;
     }
 #endif
@@ -4559,7 +4590,8 @@ struct wsr_conn {
     wsr_proto *proto;
     wsr__buf in;
     wsr__buf hs;                  /* the 101 answer or a refusal, while it is written */
-    int refuse_after_write;       /* close as soon as hs is written (a refusal) */
+    int refuse_after_write;       /* a refusal: once hs is written, stop sending and linger */
+    int lingering;                /* refusal sent: reading and discarding until the client closes */
     int in_handshake_cb;          /* inside on_handshake: wsr_conn_set_subprotocol allowed */
     char *path;
     char subprotocol[64];
@@ -4569,6 +4601,9 @@ struct wsr_conn {
     uint64_t ping_sent_at;
     uint64_t pong_deadline;       /* 0: no keepalive outstanding */
     int rtt_ms;
+    uint64_t wire_written;        /* bytes of frames written on this connection */
+    uint64_t ping_wire_end;       /* where the keepalive ping ends in that stream */
+    uint64_t last_tx;             /* when the socket last took bytes from us */
     const char *close_note;       /* why we closed (static text), for the error when the client answers */
     wsr_error error;
     void *user;
@@ -4584,6 +4619,8 @@ struct wsr_server {
     int port;
     uint64_t now;                 /* the time of the current poll */
     uint64_t accept_paused_until; /* accept() failed for lack of descriptors: rest a moment */
+    int shutting_down;            /* inside wsr_server_shutdown */
+    int shutdown_dropped;         /* connections that had to be dropped meanwhile */
     wsr_conn **conns;
     size_t nconns, cap;
     struct pollfd *pfds;
@@ -4606,6 +4643,15 @@ WSR__PRIVATE wsr_err wsr__conn_io_write(wsr_conn *c, const void *buf, size_t len
     if (c->tls) return wsr__tls_write(c->tls, buf, len, put, err);
 #endif
     return wsr__posix_write(c->fd, buf, len, put, err);
+}
+/* Decrypted bytes held inside TLS, which poll() cannot see. */
+WSR__PRIVATE int wsr__conn_io_pending(const wsr_conn *c) {
+#if WSR__TLS
+    return c->tls && c->tls->handshake_done && mbedtls_ssl_get_bytes_avail(&c->tls->ssl) > 0;
+#else
+    (void)c;
+    return 0;
+#endif
 }
 /* Still in the TLS handshake (which comes before the HTTP upgrade)? */
 WSR__PRIVATE int wsr__conn_tls_pending(const wsr_conn *c) {
@@ -4739,6 +4785,7 @@ WSR__PRIVATE void wsr__conn_end(wsr_conn *c, const wsr_error *why) {
     if (c->error.code == WSR_OK && why) c->error = *why;
     if (c->error.close_code == 0) c->error.close_code = 1006;
     c->state = WSR__CONN_DEAD;
+    if (s->shutting_down && was_open && c->error.code == WSR_ERR_TIMEOUT) s->shutdown_dropped++;
     wsr__conn_tls_end(c);
     if (c->fd >= 0) { close(c->fd); c->fd = -1; }
     wsr__log(s->cfg.log_fn, s->cfg.user, WSR_LOG_INFO, "connection %s ended: %s", c->path ? c->path : "(handshake)", c->error.message);
@@ -4777,9 +4824,25 @@ WSR__PRIVATE int wsr__conn_write(wsr_conn *c) {
         if (r == WSR_ERR_AGAIN) return 1;
         if (r != WSR_OK) { e.close_code = 1006; wsr__conn_end(c, &e); return 0; }
         if (from_hs) wsr__buf_consume(&c->hs, put);
-        else wsr_proto_written(c->proto, put);
+        else {
+            wsr_proto_written(c->proto, put);
+            if (put) c->last_tx = c->srv->now;
+            /* The keepalive ping just reached the socket: its time starts now. */
+            if (c->pong_deadline && c->wire_written < c->ping_wire_end && c->wire_written + put >= c->ping_wire_end)
+                c->pong_deadline = WSR__MAX(c->pong_deadline, c->srv->now + (uint64_t)c->srv->cfg.pong_timeout_ms);
+            c->wire_written += put;
+        }
     }
-    if (c->refuse_after_write) { wsr__conn_end(c, NULL); return 0; }
+    if (c->refuse_after_write && !c->lingering) {
+        /* Closing now, with the client's request still unread, would send
+           a reset that can destroy our answer before the client reads it.
+           So: no more sending (FIN), then read and discard until the client
+           closes, for at most a second. */
+        shutdown(c->fd, SHUT_WR);
+        c->lingering = 1;
+        c->deadline = c->srv->now + 1000;
+        return 1;
+    }
     /* §7.1.1: after the close handshake the server closes the TCP connection first. */
     if (c->state == WSR__CONN_CLOSING && c->proto && wsr_proto_close_sent(c->proto) &&
         wsr_proto_close_received(c->proto)) {
@@ -4847,7 +4910,7 @@ WSR__PRIVATE void wsr__conn_handshake(wsr_conn *c) {
     wsr__buf_consume(&c->in, req.head_len);   /* frames may follow the head at once */
     c->state = WSR__CONN_OPEN;
     c->deadline = 0;
-    c->last_rx = c->last_msg = s->now;
+    c->last_rx = c->last_msg = c->last_tx = s->now;
     if (s->cfg.on_open) s->cfg.on_open(c, s->cfg.user);
 }
 
@@ -4895,6 +4958,13 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
     wsr_error e;
     int rounds, drained = 0;
     memset(&e, 0, sizeof e);
+    if (c->lingering) {
+        char sink[4096];
+        size_t got;
+        while (wsr__posix_read(c->fd, sink, sizeof sink, &got, &e) == WSR_OK) {}
+        if (e.code != WSR_OK) wsr__conn_end(c, NULL);    /* EOF or an error: the client is gone */
+        return;
+    }
     for (rounds = 0; rounds < 16 && !drained && c->state != WSR__CONN_DEAD && !c->refuse_after_write; rounds++) {
         size_t got = 0;
         wsr_err r;
@@ -5019,6 +5089,11 @@ WSR__PRIVATE void wsr__conn_timers(wsr_conn *c, uint64_t now) {
     wsr_server *s = c->srv;
     wsr_error e;
     if (c->state != WSR__CONN_OPEN) return;
+    /* A ping queued behind a long download to a slow reader: alive while
+       the socket takes bytes (as in the client). */
+    if (c->pong_deadline && now >= c->pong_deadline && c->wire_written < c->ping_wire_end &&
+        now - c->last_tx < (uint64_t)s->cfg.pong_timeout_ms)
+        c->pong_deadline = c->last_tx + (uint64_t)s->cfg.pong_timeout_ms;
     if (c->pong_deadline && now >= c->pong_deadline) {
         wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "no answer to the keepalive ping within %d ms", s->cfg.pong_timeout_ms);
         e.transient = 1;
@@ -5036,6 +5111,8 @@ WSR__PRIVATE void wsr__conn_timers(wsr_conn *c, uint64_t now) {
         int i;
         for (i = 0; i < 8; i++) p[i] = (unsigned char)(now >> (56 - 8 * i));
         if (wsr_proto_send(c->proto, WSR_OP_PING, p, sizeof p, 0) == WSR_OK) {
+            const unsigned char *d;
+            c->ping_wire_end = c->wire_written + wsr_proto_pending(c->proto, &d);
             c->ping_sent_at = now;
             c->pong_deadline = s->cfg.pong_timeout_ms > 0 ? now + (uint64_t)s->cfg.pong_timeout_ms : 0;
             if (!c->pong_deadline) c->last_rx = now;   /* no deadline: just ping every interval */
@@ -5088,6 +5165,7 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
 #endif
         s->pfds[i + 1].revents = 0;
         if (t && (!next || t < next)) next = t;
+        if (wsr__conn_io_pending(c)) next = now;     /* bytes waiting inside TLS: no sleeping */
     }
     n = s->nconns;
     if (next) {
@@ -5100,11 +5178,11 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
         wsr_error e;
         return wsr__os_error(&e, errno, "poll");
     }
-    for (i = 0; r > 0 && i < n; i++) {
+    for (i = 0; i < n; i++) {          /* (revents are 0 after a timeout) */
         wsr_conn *c = s->conns[i];
         short re = s->pfds[i + 1].revents;
         if (c->state == WSR__CONN_DEAD) continue;
-        if (re & (POLLIN | POLLHUP | POLLERR)) wsr__conn_read(c);
+        if ((re & (POLLIN | POLLHUP | POLLERR)) || wsr__conn_io_pending(c)) wsr__conn_read(c);
     }
     if (r > 0 && s->lfd >= 0 && (s->pfds[0].revents & POLLIN)) wsr__server_accept(s, now);
     /* Timers, then write everything pending (replies queued while reading,
@@ -5116,6 +5194,10 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
         if (c->state == WSR__CONN_DEAD || !wsr__conn_write(c)) continue;
         if (c->state == WSR__CONN_CLOSING && !c->deadline && s->cfg.close_timeout_ms > 0)
             c->deadline = now + (uint64_t)s->cfg.close_timeout_ms;
+        if (c->deadline && now >= c->deadline && c->lingering) {
+            wsr__conn_end(c, NULL);
+            continue;
+        }
         if (c->deadline && now >= c->deadline) {
             wsr_error e;
             if (c->state == WSR__CONN_HANDSHAKE)
@@ -5141,6 +5223,8 @@ WSR_API wsr_err wsr_server_shutdown(wsr_server *s, int timeout_ms) {
     size_t i;
     if (!s) return WSR_ERR_INVALID;
     if (s->lfd >= 0) { close(s->lfd); s->lfd = -1; }     /* no newcomers */
+    s->shutting_down = 1;
+    s->shutdown_dropped = 0;
     for (i = 0; i < s->nconns; i++) {
         wsr_conn *c = s->conns[i];
         if (c->state == WSR__CONN_OPEN) {
@@ -5157,14 +5241,15 @@ WSR_API wsr_err wsr_server_shutdown(wsr_server *s, int timeout_ms) {
         if (now >= until) break;
         wsr_server_poll(s, (int)WSR__MIN(until - now, (uint64_t)100));
     }
-    if (wsr_server_conn_count(s) == 0) return WSR_OK;
     for (i = 0; i < s->nconns; i++) {
         wsr_error e;
         wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "the server shut down; the close handshake did not finish in time");
         e.close_code = 1006;
         wsr__conn_end(s->conns[i], &e);
     }
-    return WSR_ERR_TIMEOUT;
+    s->shutting_down = 0;
+    /* Dropped: by the close timer during the wait, or just now. */
+    return s->shutdown_dropped ? WSR_ERR_TIMEOUT : WSR_OK;
 }
 
 WSR_API void wsr_server_free(wsr_server *s) {
@@ -5185,6 +5270,10 @@ WSR_API wsr_err wsr_conn_send(wsr_conn *c, wsr_msg_type type, const void *data, 
     const unsigned char *d;
     size_t pending;
     if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
+    if (type == WSR_MSG_TEXT) {
+        uint32_t st = 0;            /* §5.6: text is UTF-8 */
+        if (!wsr_utf8_feed(&st, (const unsigned char *)data, len) || st != 0) return WSR_ERR_INVALID;
+    }
     if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
     pending = wsr_proto_pending(c->proto, &d);
     if (len > c->srv->cfg.conn_max_queued || pending > c->srv->cfg.conn_max_queued - len) {
