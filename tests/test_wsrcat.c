@@ -1,0 +1,1145 @@
+/* test_wsrcat.c - build/tools/wsrcat, the command-line client and server,
+   run as a child process.
+
+   Each test starts wsrcat with fork/exec, its stdin, stdout and stderr on
+   pipes, and talks to it: lines go down its stdin, and what it prints is
+   collected without blocking. Its peer is in this process, polled from the
+   test's loop: a wsr_server (echo), our wsr_client (for server mode), or a
+   raw TCP server of our own that answers the upgrade by hand (to see the
+   request headers, or to refuse with 401). One case puts build/tools/wsr-chaos
+   between wsrcat and the server to reset the connection.
+
+   Every child is stopped by its PID (SIGKILL if it is still running, then
+   waitpid) at the end of its test, whatever the checks said, and again at
+   exit for any left over. Everything listens on 127.0.0.1 port 0.
+   WSRCAT_BIN and WSR_CHAOS_BIN override the binaries' paths; a missing
+   binary fails every test that needs it, saying so. */
+#define WSR_IMPLEMENTATION
+#include "ws_reconnect.h"
+#include "wsr_test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+/* WSR_TEST_TIME_SCALE stretches the deadlines (for valgrind), not the
+   timing bounds under test. */
+static uint64_t scaled(int ms) {
+    const char *s = getenv("WSR_TEST_TIME_SCALE");
+    int v = s ? atoi(s) : 1;
+    return (uint64_t)ms * (uint64_t)(v > 0 ? v : 1);
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+static const char *wsrcat_bin(void) {
+    const char *b = getenv("WSRCAT_BIN");
+    return b && *b ? b : "build/tools/wsrcat";
+}
+static const char *chaos_bin(void) {
+    const char *b = getenv("WSR_CHAOS_BIN");
+    return b && *b ? b : "build/tools/wsr-chaos";
+}
+
+/* ---- child processes ------------------------------------------------------------ */
+
+typedef struct outbuf { char *data; size_t len, cap; } outbuf;
+
+typedef struct proc {
+    pid_t pid;                  /* 0: not running (or already reaped) */
+    int in, out, err;           /* our ends of its stdin, stdout, stderr; -1 when closed */
+    outbuf o, e;                /* everything it printed, NUL-terminated */
+    int status;                 /* raw waitpid status once reaped */
+    int reaped;
+} proc;
+
+#define MAX_PROCS 8
+static proc *live[MAX_PROCS];   /* running children, for the exit handler */
+
+static void outbuf_read(outbuf *b, int fd) {
+    for (;;) {
+        ssize_t n;
+        if (b->cap - b->len < 4097) {
+            size_t cap = b->cap ? b->cap * 2 : 8192;
+            char *d = (char *)realloc(b->data, cap);
+            if (!d) return;
+            b->data = d;
+            b->cap = cap;
+            b->data[b->len] = '\0';     /* a string even if nothing more comes */
+        }
+        n = read(fd, b->data + b->len, b->cap - b->len - 1);
+        if (n <= 0) break;
+        b->len += (size_t)n;
+        b->data[b->len] = '\0';
+    }
+}
+
+/* Collects what it printed so far, without blocking; notes if it exited. */
+static void proc_read(proc *p) {
+    if (p->out >= 0) outbuf_read(&p->o, p->out);
+    if (p->err >= 0) outbuf_read(&p->e, p->err);
+    if (p->pid > 0 && !p->reaped && waitpid(p->pid, &p->status, WNOHANG) == p->pid) {
+        p->reaped = 1;
+        if (p->out >= 0) outbuf_read(&p->o, p->out);    /* whatever it wrote last */
+        if (p->err >= 0) outbuf_read(&p->e, p->err);
+    }
+}
+
+static const char *proc_stdout(proc *p) { return p->o.data ? p->o.data : ""; }
+static const char *proc_stderr(proc *p) { return p->e.data ? p->e.data : ""; }
+
+static void stop_all_children(void);
+
+/* Starts bin with args (NULL-terminated, args[0] is not the program). */
+static int proc_start(proc *p, const char *bin, const char *const *args) {
+    static int once;
+    int pin[2], pout[2], perr[2], k;
+    const char *argv[32];
+    if (!once) {
+        once = 1;
+        signal(SIGPIPE, SIG_IGN);      /* a child that died must fail checks, not kill us */
+        atexit(stop_all_children);
+    }
+    memset(p, 0, sizeof *p);
+    p->in = p->out = p->err = -1;
+    if (access(bin, X_OK) != 0) {
+        printf("FAIL %s: %s is missing (%s): build it with `make tools` (`make test` does)\n", wsr_test_current, bin,
+               strerror(errno));
+        return 0;
+    }
+    argv[0] = bin;
+    for (k = 0; args[k] && k < 30; k++) argv[k + 1] = args[k];
+    argv[k + 1] = NULL;
+    if (pipe(pin) != 0) return 0;
+    if (pipe(pout) != 0) { close(pin[0]); close(pin[1]); return 0; }
+    if (pipe(perr) != 0) { close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]); return 0; }
+    fflush(stdout);
+    p->pid = fork();
+    if (p->pid == 0) {
+        int fd;
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        dup2(perr[1], 2);
+        for (fd = 3; fd < 1024; fd++) close(fd);   /* not our sockets, not the pipes' other ends */
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(pin[0]);
+    close(pout[1]);
+    close(perr[1]);
+    if (p->pid < 0) {
+        p->pid = 0;
+        close(pin[1]); close(pout[0]); close(perr[0]);
+        return 0;
+    }
+    p->in = pin[1];
+    p->out = pout[0];
+    p->err = perr[0];
+    fcntl(p->out, F_SETFL, fcntl(p->out, F_GETFL, 0) | O_NONBLOCK);
+    fcntl(p->err, F_SETFL, fcntl(p->err, F_GETFL, 0) | O_NONBLOCK);
+    for (k = 0; k < MAX_PROCS; k++)
+        if (!live[k]) { live[k] = p; break; }
+    return 1;
+}
+
+static int proc_write(proc *p, const char *s) {
+    size_t n = strlen(s);
+    return p->in >= 0 && write(p->in, s, n) == (ssize_t)n;
+}
+
+static void proc_close_stdin(proc *p) {
+    if (p->in >= 0) close(p->in);
+    p->in = -1;
+}
+
+/* Stops it by its PID: SIGKILL unless it already exited, then waitpid.
+   Safe to call twice; the output stays readable until proc_free. */
+static void proc_stop(proc *p) {
+    int k;
+    if (p->pid > 0 && !p->reaped) {
+        proc_read(p);
+        if (!p->reaped) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &p->status, 0);
+            p->reaped = 1;
+        }
+    }
+    if (p->out >= 0) { outbuf_read(&p->o, p->out); close(p->out); }
+    if (p->err >= 0) { outbuf_read(&p->e, p->err); close(p->err); }
+    proc_close_stdin(p);
+    p->out = p->err = -1;
+    for (k = 0; k < MAX_PROCS; k++)
+        if (live[k] == p) live[k] = NULL;
+}
+
+static void proc_free(proc *p) {
+    proc_stop(p);
+    free(p->o.data);
+    free(p->e.data);
+    p->o.data = p->e.data = NULL;
+    p->pid = 0;
+}
+
+/* Children a crashed check left behind (exit() runs this; a signal would
+   not, but then the pipes close and wsrcat ends at the end of its stdin). */
+static void stop_all_children(void) {
+    int k;
+    for (k = 0; k < MAX_PROCS; k++)
+        if (live[k] && live[k]->pid > 0 && !live[k]->reaped) {
+            kill(live[k]->pid, SIGKILL);
+            waitpid(live[k]->pid, NULL, 0);
+        }
+}
+
+/* Its exit status, or -1 while it runs; -2 if a signal ended it. */
+static int proc_exit_code(proc *p) {
+    proc_read(p);
+    if (!p->reaped) return -1;
+    return WIFEXITED(p->status) ? WEXITSTATUS(p->status) : -2;
+}
+
+/* Prints what a child said, when a check about it failed. */
+static void proc_dump(const char *name, proc *p) {
+    proc_read(p);
+    printf("  --- %s stdout ---\n%s  --- %s stderr ---\n%s  ---\n", name, proc_stdout(p), name, proc_stderr(p));
+}
+
+/* ---- the peers in this process, and the loop that drives them ----------------------- */
+
+/* An echo server that records what it saw. */
+typedef struct srv {
+    wsr_server *s;
+    int port;
+    int opens, closes, messages;
+    int close_after_first;       /* close with 1000 after echoing the first message */
+    char path[256];
+    wsr_error last_close;
+} srv;
+
+static void srv_on_open(wsr_conn *conn, void *user) {
+    srv *v = (srv *)user;
+    v->opens++;
+    snprintf(v->path, sizeof v->path, "%s", wsr_conn_path(conn));
+}
+static void srv_on_message(wsr_conn *conn, wsr_msg_type type, const void *data, size_t len, void *user) {
+    srv *v = (srv *)user;
+    v->messages++;
+    wsr_conn_send(conn, type, data, len);
+    if (v->close_after_first) wsr_conn_close(conn, 1000, "bye");
+}
+static void srv_on_close(wsr_conn *conn, const wsr_error *why, void *user) {
+    srv *v = (srv *)user;
+    (void)conn;
+    v->closes++;
+    v->last_close = *why;
+}
+
+/* port 0: a free one. A restart on a given port retries while the kernel
+   says it is busy. */
+static int srv_start(srv *v, int port) {
+    wsr_server_config cfg;
+    wsr_error err;
+    uint64_t deadline = wsr_now_ms() + scaled(2000);
+    wsr_server_config_init(&cfg);
+    cfg.host = "127.0.0.1";
+    cfg.port = port;
+    cfg.on_open = srv_on_open;
+    cfg.on_message = srv_on_message;
+    cfg.on_close = srv_on_close;
+    cfg.user = v;
+    while (!(v->s = wsr_server_new(&cfg, &err)) && wsr_now_ms() < deadline) sleep_ms(20);
+    if (!v->s) { printf("  wsr_server_new: %s\n", err.message); return 0; }
+    v->port = wsr_server_port(v->s);
+    return 1;
+}
+
+static void srv_stop(srv *v) {
+    wsr_server_free(v->s);
+    v->s = NULL;
+}
+
+/* A raw TCP server of our own: it reads the upgrade request and answers
+   it by hand, with 101 (then echoes frames through a server-role wsr_proto)
+   or with 401. It keeps the last request head, and counts connections. */
+typedef struct raw {
+    int lfd, fd, port;
+    int refuse_401;
+    int accepts;
+    char head[4096];             /* the last request, as received */
+    size_t hlen;
+    int upgraded;
+    wsr_proto *proto;
+    unsigned char in[65536];
+    size_t inlen;
+} raw;
+
+static int raw_start(raw *r, int refuse_401) {
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    int one = 1;
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    r->refuse_401 = refuse_401;
+    r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(r->lfd, 16) != 0 ||
+        getsockname(r->lfd, (struct sockaddr *)&a, &al) != 0) {
+        printf("  raw server: %s\n", strerror(errno));
+        return 0;
+    }
+    fcntl(r->lfd, F_SETFL, fcntl(r->lfd, F_GETFL, 0) | O_NONBLOCK);
+    r->port = ntohs(a.sin_port);
+    return 1;
+}
+
+static void raw_drop(raw *r) {
+    if (r->fd >= 0) close(r->fd);
+    r->fd = -1;
+    wsr_proto_free(r->proto);
+    r->proto = NULL;
+    r->upgraded = 0;
+    r->inlen = 0;
+}
+
+static void raw_stop(raw *r) {
+    raw_drop(r);
+    if (r->lfd >= 0) close(r->lfd);
+    r->lfd = -1;
+}
+
+static void raw_write_all(int fd, const void *data, size_t n) {
+    const char *p = (const char *)data;
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && errno == EAGAIN) { sleep_ms(1); continue; }
+        if (k <= 0) return;
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+/* One turn: accept, read, answer the upgrade, echo frames. */
+static void raw_step(raw *r) {
+    ssize_t n;
+    if (r->lfd < 0) return;
+    if (r->fd < 0) {
+        int fd = accept(r->lfd, NULL, NULL);
+        if (fd < 0) return;
+        r->accepts++;
+        r->fd = fd;
+        r->hlen = 0;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+    }
+    if (!r->upgraded) {
+        wsr_request req;
+        wsr_error e;
+        char answer[512];
+        size_t alen = 0;
+        n = read(r->fd, r->head + r->hlen, sizeof r->head - 1 - r->hlen);
+        if (n == 0 || (n < 0 && errno != EAGAIN)) { raw_drop(r); return; }
+        if (n < 0) return;
+        r->hlen += (size_t)n;
+        r->head[r->hlen] = '\0';
+        if (wsr_handshake_request_parse(r->head, r->hlen, sizeof r->head, &req, &e) == WSR_ERR_AGAIN) return;
+        if (r->refuse_401) {
+            const char *no = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            raw_write_all(r->fd, no, strlen(no));
+            raw_drop(r);
+            return;
+        }
+        wsr_handshake_response(answer, sizeof answer, &alen, req.key, req.key_len, NULL);
+        raw_write_all(r->fd, answer, alen);
+        r->upgraded = 1;
+        r->proto = wsr_proto_new(WSR_ROLE_SERVER, 1 << 20, NULL, NULL, NULL);
+        return;
+    }
+    n = read(r->fd, r->in + r->inlen, sizeof r->in - r->inlen);
+    if (n == 0 || (n < 0 && errno != EAGAIN)) { raw_drop(r); return; }
+    if (n < 0) return;
+    r->inlen += (size_t)n;
+    for (;;) {
+        wsr_event ev;
+        wsr_error e;
+        size_t used = 0;
+        const unsigned char *out;
+        size_t pending;
+        wsr_err res = wsr_proto_parse(r->proto, r->in, r->inlen, &used, &ev, &e);
+        memmove(r->in, r->in + used, r->inlen - used);
+        r->inlen -= used;
+        if (res == WSR_OK && ev.type == WSR_EVENT_MESSAGE)
+            wsr_proto_send(r->proto, ev.msg_type == WSR_MSG_TEXT ? WSR_OP_TEXT : WSR_OP_BINARY, ev.data, ev.len, 0);
+        pending = wsr_proto_pending(r->proto, &out);          /* echoes, and the answer to a close */
+        raw_write_all(r->fd, out, pending);
+        wsr_proto_written(r->proto, pending);
+        if (res != WSR_OK || ev.type == WSR_EVENT_CLOSE) { raw_drop(r); return; }
+        if (ev.type == WSR_EVENT_NONE) return;
+    }
+}
+
+/* Our own client, for wsrcat's server mode: it records what it receives. */
+typedef struct cli {
+    wsr_client *c;
+    int opens, closes;
+    char got[4096];              /* text messages received, each followed by '\n' */
+    size_t glen;
+} cli;
+
+static void cli_on_open(wsr_client *c, const char *sub, void *user) {
+    (void)c; (void)sub;
+    ((cli *)user)->opens++;
+}
+static void cli_on_message(wsr_client *c, wsr_msg_type type, const void *data, size_t len, void *user) {
+    cli *k = (cli *)user;
+    (void)c; (void)type;
+    if (k->glen + len + 2 > sizeof k->got) return;
+    memcpy(k->got + k->glen, data, len);
+    k->glen += len;
+    k->got[k->glen++] = '\n';
+    k->got[k->glen] = '\0';
+}
+static void cli_on_close(wsr_client *c, const wsr_error *why, void *user) {
+    (void)c; (void)why;
+    ((cli *)user)->closes++;
+}
+
+static int cli_start(cli *k, int port) {
+    wsr_client_config cfg;
+    wsr_error err;
+    char url[64];
+    memset(k, 0, sizeof *k);
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/peer", port);
+    wsr_client_config_init(&cfg);
+    cfg.url = url;
+    cfg.reconnect = 0;
+    cfg.on_open = cli_on_open;
+    cfg.on_message = cli_on_message;
+    cfg.on_close = cli_on_close;
+    cfg.user = k;
+    if (!(k->c = wsr_client_new(&cfg, &err))) printf("  wsr_client_new: %s\n", err.message);
+    return k->c != NULL;
+}
+
+static void cli_stop(cli *k) {
+    wsr_client_free(k->c);
+    k->c = NULL;
+}
+
+/* What the loop drives: set by each test, cleared at its end. */
+static srv *w_srv;
+static raw *w_raw;
+static cli *w_cli[2];
+
+static void pump(void) {
+    int k, busy = 0;
+    if (w_srv && w_srv->s) { wsr_server_poll(w_srv->s, 1); busy = 1; }
+    if (w_raw) raw_step(w_raw);
+    for (k = 0; k < 2; k++)
+        if (w_cli[k] && w_cli[k]->c) wsr_client_poll(w_cli[k]->c, 0);
+    for (k = 0; k < MAX_PROCS; k++)
+        if (live[k]) proc_read(live[k]);
+    if (!busy) sleep_ms(1);
+}
+
+static int waited;   /* the last WAIT_UNTIL: 1 if the condition came true */
+
+#define WAIT_UNTIL(cond, ms)                                                    \
+    do {                                                                        \
+        uint64_t wu_deadline_ = wsr_now_ms() + scaled(ms);                      \
+        while (!(waited = !!(cond)) && wsr_now_ms() < wu_deadline_) pump();     \
+    } while (0)
+
+static void pump_for(int ms) {
+    uint64_t until = wsr_now_ms() + (uint64_t)ms;
+    while (wsr_now_ms() < until) pump();
+}
+
+/* Waits for it to exit; its exit status, or -1 if it did not in time. */
+static int wait_exit(proc *p, int ms) {
+    WAIT_UNTIL(proc_exit_code(p) != -1, ms);
+    return proc_exit_code(p);
+}
+
+static void world_clear(void) {
+    w_srv = NULL;
+    w_raw = NULL;
+    w_cli[0] = w_cli[1] = NULL;
+}
+
+/* "listening on HOST:PORT" as PORT, once the child printed it; 0 before. */
+static int listening_port(proc *p) {
+    const char *s = strstr(proc_stdout(p), "listening on ");
+    const char *nl = s ? strchr(s, '\n') : NULL, *colon;
+    if (!nl) return 0;
+    for (colon = nl; colon > s && *colon != ':'; colon--) {}
+    return *colon == ':' ? atoi(colon + 1) : 0;
+}
+
+static void url_for(char *out, size_t cap, int port, const char *path) {
+    snprintf(out, cap, "ws://127.0.0.1:%d%s", port, path);
+}
+
+/* ---- the command line ---------------------------------------------------------------- */
+
+TEST(help_exits_0_and_names_every_option) {
+    static const char *const names[] = {
+        "-H", "--header", "-s", "--subprotocol", "-b", "--binary", "--ping-interval", "--pong-timeout",
+        "--backoff", "--max-attempts", "--queue-size", "-n", "--no-reconnect", "-v", "--verbose", "-j", "--json",
+        "-x", "--exit-after", "--close-after-eof", "--keep-open", "-l", "--listen", "--broadcast", "-h", "--help",
+        "wss://", "TLS", "Exit status", "listening on HOST:PORT"
+    };
+    static const char *const args[] = { "--help", NULL };
+    proc p;
+    size_t k;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); return; }
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    for (k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (!strstr(proc_stdout(&p), names[k])) {
+            printf("  --help does not mention %s\n", names[k]);
+            CHECK(0);
+        }
+    /* Every exit status is explained. */
+    CHECK(strstr(proc_stdout(&p), "  0  ") && strstr(proc_stdout(&p), "  1  ") && strstr(proc_stdout(&p), "  2  ") &&
+          strstr(proc_stdout(&p), "  3  ") && strstr(proc_stdout(&p), "  4  "));
+    proc_free(&p);
+}
+
+TEST(usage_errors_exit_1) {
+    static const char *const bad[][4] = {
+        { "--no-such-option", "ws://127.0.0.1:9/", NULL, NULL },
+        { NULL, NULL, NULL, NULL },                                   /* no URL */
+        { "http://127.0.0.1:9/", NULL, NULL, NULL },                  /* not a WebSocket URL */
+        { "-x", "many", "ws://127.0.0.1:9/", NULL },                  /* not a number */
+        { "--backoff", "500", "ws://127.0.0.1:9/", NULL },            /* no MAX */
+        { "-H", "no colon", "ws://127.0.0.1:9/", NULL },
+        { "-l", "0", "-H", "X-A: b" },                                /* a client option with -l */
+        { "--broadcast", "ws://127.0.0.1:9/", NULL, NULL },           /* a server option without -l */
+    };
+    size_t k;
+    for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        proc p;
+        int code;
+        if (!proc_start(&p, wsrcat_bin(), bad[k])) { CHECK(0); return; }
+        code = wait_exit(&p, 3000);
+        if (code != 1) {
+            printf("  case %u: exit %d, want 1\n", (unsigned)k, code);
+            proc_dump("wsrcat", &p);
+        }
+        CHECK_EQ_INT(code, 1);
+        CHECK(strstr(proc_stderr(&p), "wsrcat: ") != NULL);
+        proc_free(&p);
+    }
+}
+
+TEST(wss_is_refused_with_a_clear_error_exit_2) {
+    static const char *const args[] = { "wss://127.0.0.1:9/", NULL };
+    proc p;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); return; }
+    CHECK_EQ_INT(wait_exit(&p, 3000), 2);
+    CHECK(strstr(proc_stderr(&p), "TLS") != NULL);
+    proc_free(&p);
+}
+
+/* ---- client mode ------------------------------------------------------------------- */
+
+TEST(client_lines_in_echoes_out_in_order) {
+    static srv v;
+    proc p;
+    char url[64], want[4096];
+    const char *args[4];
+    int k;
+    memset(&v, 0, sizeof v);
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    url_for(url, sizeof url, v.port, "/lines?room=1");
+    args[0] = url;
+    args[1] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    want[0] = '\0';
+    for (k = 1; k <= 50; k++) {
+        char line[64];
+        snprintf(line, sizeof line, "line %d: \xc3\xa9t\xc3\xa9 \"quoted\"\n", k);
+        strcat(want, line);
+        CHECK(proc_write(&p, line));
+    }
+    CHECK(proc_write(&p, "\n"));          /* an empty line is an empty message */
+    strcat(want, "\n");
+    WAIT_UNTIL(strcmp(proc_stdout(&p), want) == 0, 3000);
+    CHECK(waited);
+    CHECK_EQ_STR(v.path, "/lines?room=1");
+    /* End of input: what is queued goes, then a clean close, then exit 0. */
+    proc_close_stdin(&p);
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    WAIT_UNTIL(v.closes == 1, 2000);
+    CHECK_EQ_INT(v.last_close.close_code, 1000);
+    CHECK_EQ_STR(v.last_close.close_reason, "end of input");
+    CHECK_EQ_INT(v.messages, 51);
+    if (strcmp(proc_stdout(&p), want) != 0) proc_dump("wsrcat", &p);
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+TEST(client_last_line_without_newline_is_sent) {
+    static srv v;
+    proc p;
+    char url[64];
+    const char *args[2];
+    memset(&v, 0, sizeof v);
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    url_for(url, sizeof url, v.port, "/");
+    args[0] = url;
+    args[1] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    CHECK(proc_write(&p, "first\nlast"));
+    proc_close_stdin(&p);
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    CHECK_EQ_STR(proc_stdout(&p), "first\nlast\n");
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+TEST(client_json_events_parse) {
+    static srv v;
+    proc p;
+    char url[64], exp[128];
+    const char *args[3], *out;
+    memset(&v, 0, sizeof v);
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    url_for(url, sizeof url, v.port, "/json");
+    args[0] = "-j";
+    args[1] = url;
+    args[2] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    /* A quote, a backslash, a tab, a control character and non-ASCII. */
+    CHECK(proc_write(&p, "say \"hi\"\\\t\x01 \xc3\xbc\n"));
+    proc_close_stdin(&p);
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    out = proc_stdout(&p);
+    snprintf(exp, sizeof exp, "{\"event\":\"open\",\"url\":\"%s\",\"subprotocol\":\"\"}\n", url);
+    CHECK(strncmp(out, exp, strlen(exp)) == 0);
+    CHECK(strstr(out, "{\"event\":\"message\",\"type\":\"text\",\"data\":\"say \\\"hi\\\"\\\\\\t\\u0001 \xc3\xbc\"}\n") != NULL);
+    CHECK(strstr(out, "{\"event\":\"close\",\"code\":1000,\"reason\":\"\",\"error\":\"closed by the application") != NULL);
+    CHECK(strstr(out, "\"http_status\":0}\n") != NULL);
+    CHECK(strstr(out, "{\"event\":\"end\",\"exit_code\":0,") != NULL);
+    /* Every line is one object. */
+    {
+        const char *line = out;
+        int lines = 0, objects = 0;
+        while (*line) {
+            const char *nl = strchr(line, '\n');
+            if (!nl) break;
+            lines++;
+            objects += line[0] == '{' && nl[-1] == '}';
+            line = nl + 1;
+        }
+        CHECK_EQ_INT(lines, 4);
+        CHECK_EQ_INT(objects, lines);
+    }
+    if (!strstr(out, "\\u0001")) proc_dump("wsrcat", &p);
+    proc_free(&p);
+
+    /* Binary: sent with -b, printed as base64 with -j, as hex without. */
+    {
+        const char *bj[4], *bx[3];
+        bj[0] = "-b"; bj[1] = "-j"; bj[2] = url; bj[3] = NULL;
+        bx[0] = "-b"; bx[1] = url; bx[2] = NULL;
+        if (!proc_start(&p, wsrcat_bin(), bj)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+        CHECK(proc_write(&p, "abc\n"));
+        proc_close_stdin(&p);
+        CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+        CHECK(strstr(proc_stdout(&p), "{\"event\":\"message\",\"type\":\"binary\",\"data\":\"YWJj\"}\n") != NULL);
+        proc_free(&p);
+        if (!proc_start(&p, wsrcat_bin(), bx)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+        CHECK(proc_write(&p, "abc\n"));
+        proc_close_stdin(&p);
+        CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+        CHECK_EQ_STR(proc_stdout(&p), "616263\n");
+        proc_free(&p);
+    }
+    world_clear();
+    srv_stop(&v);
+}
+
+TEST(client_header_reaches_the_server) {
+    static raw r;
+    proc p;
+    char url[64];
+    const char *args[8];
+    if (!raw_start(&r, 0)) { CHECK(0); return; }
+    w_raw = &r;
+    url_for(url, sizeof url, r.port, "/auth");
+    args[0] = "-H";
+    args[1] = "X-Token: abc123";
+    args[2] = "--header=X-Other: two words";
+    args[3] = "-s";
+    args[4] = "chat, superchat";
+    args[5] = url;
+    args[6] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); raw_stop(&r); return; }
+    CHECK(proc_write(&p, "through the raw server\n"));
+    WAIT_UNTIL(strcmp(proc_stdout(&p), "through the raw server\n") == 0, 3000);
+    CHECK(waited);
+    CHECK(strstr(r.head, "\r\nX-Token: abc123\r\n") != NULL);
+    CHECK(strstr(r.head, "\r\nX-Other: two words\r\n") != NULL);
+    CHECK(strstr(r.head, "\r\nSec-WebSocket-Protocol: chat, superchat\r\n") != NULL);
+    CHECK(strncmp(r.head, "GET /auth HTTP/1.1\r\n", 20) == 0);
+    proc_close_stdin(&p);
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    if (!strstr(r.head, "X-Token")) printf("  the request was:\n%s", r.head);
+    proc_free(&p);
+    world_clear();
+    raw_stop(&r);
+}
+
+TEST(client_exit_after_n_messages) {
+    static srv v;
+    proc p;
+    char url[64];
+    const char *args[4];
+    memset(&v, 0, sizeof v);
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    url_for(url, sizeof url, v.port, "/x");
+    args[0] = "-x";
+    args[1] = "2";
+    args[2] = url;
+    args[3] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    /* stdin stays open: -x alone ends it, after the second echo. */
+    CHECK(proc_write(&p, "one\ntwo\nthree\n"));
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    CHECK_EQ_STR(proc_stdout(&p), "one\ntwo\n");
+    WAIT_UNTIL(v.closes == 1, 2000);
+    CHECK_EQ_INT(v.last_close.close_code, 1000);
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+TEST(client_no_reconnect_exits_3_when_the_server_closes) {
+    static srv v;
+    proc p;
+    char url[64];
+    const char *args[3];
+    uint64_t t0;
+    memset(&v, 0, sizeof v);
+    v.close_after_first = 1;
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    url_for(url, sizeof url, v.port, "/once");
+    args[0] = "-n";
+    args[1] = url;
+    args[2] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    CHECK(proc_write(&p, "only\n"));      /* stdin stays open: the server's close ends it */
+    t0 = wsr_now_ms();
+    CHECK_EQ_INT(wait_exit(&p, 3000), 3);
+    CHECK(wsr_now_ms() - t0 < 2000);
+    CHECK_EQ_STR(proc_stdout(&p), "only\n");
+    CHECK(strstr(proc_stderr(&p), "1000") != NULL);  /* says why: the server's close code */
+    CHECK_EQ_INT(v.opens, 1);
+    pump_for(300);
+    CHECK_EQ_INT(v.opens, 1);                         /* and no second connection */
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+TEST(client_401_exits_2_quickly_without_retrying) {
+    static raw r;
+    proc p;
+    char url[64];
+    const char *args[4];
+    uint64_t t0;
+    if (!raw_start(&r, 1)) { CHECK(0); return; }
+    w_raw = &r;
+    url_for(url, sizeof url, r.port, "/private");
+    args[0] = "--backoff";
+    args[1] = "10:20";                    /* a retry storm would show at once */
+    args[2] = url;
+    args[3] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); raw_stop(&r); return; }
+    t0 = wsr_now_ms();
+    CHECK_EQ_INT(wait_exit(&p, 3000), 2);
+    CHECK(wsr_now_ms() - t0 < 1500);
+    CHECK(strstr(proc_stderr(&p), "401") != NULL);
+    pump_for(300);
+    CHECK_EQ_INT(r.accepts, 1);
+    if (r.accepts != 1) proc_dump("wsrcat", &p);
+    proc_free(&p);
+    world_clear();
+    raw_stop(&r);
+}
+
+TEST(client_gives_up_after_max_attempts_exit_2_json_reconnecting) {
+    static raw r;
+    proc p;
+    char url[64];
+    const char *args[8], *out;
+    int port;
+    /* A port nobody listens on: bind one, then close it. */
+    if (!raw_start(&r, 0)) { CHECK(0); return; }
+    port = r.port;
+    raw_stop(&r);
+    url_for(url, sizeof url, port, "/");
+    args[0] = "-j";
+    args[1] = "--max-attempts";
+    args[2] = "3";
+    args[3] = "--backoff";
+    args[4] = "20:40";
+    args[5] = url;
+    args[6] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); return; }
+    CHECK_EQ_INT(wait_exit(&p, 3000), 2);
+    out = proc_stdout(&p);
+    CHECK(strstr(out, "{\"event\":\"close\",\"code\":1006,\"reason\":\"\",\"error\":\"connect to 127.0.0.1 port") != NULL);
+    CHECK(strstr(out, "{\"event\":\"reconnecting\",\"attempt\":1,\"delay_ms\":") != NULL);
+    CHECK(strstr(out, "{\"event\":\"reconnecting\",\"attempt\":2,\"delay_ms\":") != NULL);
+    CHECK(strstr(out, "\"attempt\":3") == NULL);
+    CHECK(strstr(out, "{\"event\":\"end\",\"exit_code\":2,\"reason\":\"gave up after 3 attempts") != NULL);
+    CHECK(strstr(proc_stderr(&p), "gave up after 3 attempts") != NULL);
+    if (!strstr(out, "gave up")) proc_dump("wsrcat", &p);
+    proc_free(&p);
+}
+
+/* The server goes away (freed: every socket closed at once) and comes back
+   on the same port; lines typed meanwhile wait in wsrcat's queue, and with
+   a queue of 64 bytes most of them wait in stdin (back-pressure). All
+   arrive after the restart, once each, in order. */
+TEST(client_reconnects_and_sends_what_was_typed_during_the_outage) {
+    static srv v;
+    proc p;
+    char url[64], want[2048];
+    const char *args[8];
+    int port, k;
+    memset(&v, 0, sizeof v);
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    port = v.port;
+    url_for(url, sizeof url, port, "/restart");
+    args[0] = "-v";
+    args[1] = "--backoff";
+    args[2] = "50:200";
+    args[3] = "--queue-size";
+    args[4] = "64";
+    args[5] = url;
+    args[6] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    CHECK(proc_write(&p, "before\n"));
+    WAIT_UNTIL(strcmp(proc_stdout(&p), "before\n") == 0, 3000);
+    CHECK(waited);
+
+    srv_stop(&v);
+    WAIT_UNTIL(strstr(proc_stderr(&p), "reconnect attempt 1") != NULL, 3000);
+    CHECK(waited);
+    strcpy(want, "before\n");
+    for (k = 1; k <= 20; k++) {
+        char line[32];
+        snprintf(line, sizeof line, "during %02d\n", k);      /* 9 bytes each: 7 fit the queue */
+        strcat(want, line);
+        CHECK(proc_write(&p, line));
+    }
+    /* The end of input comes during the outage too: wsrcat must not close
+       until every line is out, which needs the next connection. */
+    proc_close_stdin(&p);
+    pump_for(400);                        /* a few refused attempts */
+    CHECK_EQ_STR(proc_stdout(&p), "before\n");
+    CHECK(strstr(proc_stderr(&p), "queue full") != NULL);
+    CHECK_EQ_INT(proc_exit_code(&p), -1);
+
+    v.messages = v.opens = v.closes = 0;  /* count the new server's */
+    if (!srv_start(&v, port)) { CHECK(0); proc_free(&p); world_clear(); return; }
+    WAIT_UNTIL(strcmp(proc_stdout(&p), want) == 0, 3000);
+    CHECK(waited);
+    if (!waited) proc_dump("wsrcat", &p);
+    CHECK(strstr(proc_stderr(&p), "state WAITING -> CONNECTING") != NULL);
+    CHECK(strstr(proc_stderr(&p), "connection ended: ") != NULL);
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    WAIT_UNTIL(v.closes == 1, 2000);
+    CHECK_EQ_INT(v.messages, 20);         /* each once, on the new server */
+    CHECK_EQ_INT(v.opens, 1);
+    CHECK_EQ_INT(v.last_close.close_code, 1000);
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+TEST(client_sigterm_closes_with_1001_and_exits_4) {
+    static srv v;
+    proc p;
+    char url[64];
+    const char *args[3];
+    memset(&v, 0, sizeof v);
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    url_for(url, sizeof url, v.port, "/");
+    args[0] = "-v";
+    args[1] = url;
+    args[2] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    /* Open on wsrcat's side: the server counts it open before its 101 is
+       read, and a close during the upgrade just drops the connection. */
+    WAIT_UNTIL(strstr(proc_stderr(&p), "s] open") != NULL, 3000);
+    CHECK(waited);
+    kill(p.pid, SIGTERM);
+    CHECK_EQ_INT(wait_exit(&p, 3000), 4);
+    WAIT_UNTIL(v.closes == 1, 2000);
+    CHECK_EQ_INT(v.last_close.close_code, 1001);
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+/* ---- server mode -------------------------------------------------------------------- */
+
+/* Starts `wsrcat -l 0 [more]` and waits for its port. */
+static int start_server(proc *p, const char *more) {
+    const char *args[5];
+    int n = 0;
+    args[n++] = "-l";
+    args[n++] = "127.0.0.1:0";
+    if (more) args[n++] = more;
+    args[n] = NULL;
+    if (!proc_start(p, wsrcat_bin(), args)) return 0;
+    WAIT_UNTIL(listening_port(p) > 0, 3000);
+    if (!waited) { printf("  wsrcat -l did not say where it listens\n"); proc_dump("wsrcat -l", p); }
+    return waited;
+}
+
+TEST(server_echoes_to_our_client) {
+    static cli a;
+    proc s;
+    if (!start_server(&s, NULL)) { CHECK(0); proc_free(&s); return; }
+    CHECK(strncmp(proc_stdout(&s), "listening on 127.0.0.1:", 23) == 0);
+    if (!cli_start(&a, listening_port(&s))) { CHECK(0); proc_free(&s); return; }
+    w_cli[0] = &a;
+    CHECK_EQ_INT(wsr_send_text(a.c, "hello server", 12), WSR_OK);
+    CHECK_EQ_INT(wsr_send_binary(a.c, "\x01\x02", 2), WSR_OK);
+    WAIT_UNTIL(strcmp(a.got, "hello server\n\x01\x02\n") == 0, 3000);
+    CHECK(waited);
+    /* It printed what it received: text as is, binary as hex. */
+    WAIT_UNTIL(strstr(proc_stdout(&s), "\nhello server\n0102\n") != NULL, 2000);
+    CHECK(waited);
+    /* A stdin line goes to every client. */
+    CHECK(proc_write(&s, "from stdin\n"));
+    WAIT_UNTIL(strstr(a.got, "from stdin\n") != NULL, 2000);
+    CHECK(waited);
+    /* SIGTERM: every client is closed with 1001, and it exits 0. */
+    kill(s.pid, SIGTERM);
+    WAIT_UNTIL(a.closes == 1, 3000);
+    CHECK(waited);
+    CHECK_EQ_INT(wsr_client_error(a.c)->close_code, 1001);
+    CHECK_EQ_INT(wait_exit(&s, 3000), 0);
+    if (!waited) proc_dump("wsrcat -l", &s);
+    cli_stop(&a);
+    proc_free(&s);
+    world_clear();
+}
+
+TEST(server_broadcast_reaches_every_client) {
+    static cli a, b;
+    proc s;
+    int port;
+    if (!start_server(&s, "--broadcast")) { CHECK(0); proc_free(&s); return; }
+    port = listening_port(&s);
+    if (!cli_start(&a, port) || !cli_start(&b, port)) { CHECK(0); cli_stop(&a); proc_free(&s); return; }
+    w_cli[0] = &a;
+    w_cli[1] = &b;
+    WAIT_UNTIL(a.opens == 1 && b.opens == 1, 3000);
+    CHECK(waited);
+    CHECK_EQ_INT(wsr_send_text(a.c, "hi all", 6), WSR_OK);
+    WAIT_UNTIL(strcmp(a.got, "hi all\n") == 0 && strcmp(b.got, "hi all\n") == 0, 3000);
+    CHECK(waited);
+    CHECK_EQ_INT(wsr_send_text(b.c, "hi back", 7), WSR_OK);
+    WAIT_UNTIL(strcmp(a.got, "hi all\nhi back\n") == 0 && strcmp(b.got, "hi all\nhi back\n") == 0, 3000);
+    CHECK(waited);
+    if (!waited) printf("  a got '%s', b got '%s'\n", a.got, b.got);
+    cli_stop(&a);
+    cli_stop(&b);
+    proc_free(&s);
+    world_clear();
+}
+
+TEST(server_json_events) {
+    static cli a;
+    proc s;
+    const char *out;
+    const char *args[5] = { "-l", "0", "-j", NULL, NULL };
+    if (!proc_start(&s, wsrcat_bin(), args)) { CHECK(0); return; }
+    WAIT_UNTIL(strstr(proc_stdout(&s), "\"port\":") != NULL, 3000);
+    out = strstr(proc_stdout(&s), "\"port\":");
+    {
+        static const char head[] = "{\"event\":\"listening\",\"host\":\"127.0.0.1\",\"port\":";
+        CHECK(strncmp(proc_stdout(&s), head, sizeof head - 1) == 0);
+    }
+    if (!out || !cli_start(&a, atoi(out + 7))) { CHECK(0); proc_free(&s); return; }
+    w_cli[0] = &a;
+    CHECK_EQ_INT(wsr_send_text(a.c, "j", 1), WSR_OK);
+    WAIT_UNTIL(strcmp(a.got, "j\n") == 0, 3000);
+    CHECK(waited);
+    CHECK_EQ_INT(wsr_client_close(a.c, 1000, "bye"), WSR_OK);
+    WAIT_UNTIL(strstr(proc_stdout(&s), "{\"event\":\"close\",\"id\":1,") != NULL, 3000);
+    CHECK(waited);
+    out = proc_stdout(&s);
+    CHECK(strstr(out, "{\"event\":\"open\",\"id\":1,\"path\":\"/peer\",\"subprotocol\":\"\"}\n") != NULL);
+    CHECK(strstr(out, "{\"event\":\"message\",\"id\":1,\"type\":\"text\",\"data\":\"j\"}\n") != NULL);
+    CHECK(strstr(out, "{\"event\":\"close\",\"id\":1,\"code\":1000,\"reason\":\"bye\",") != NULL);
+    cli_stop(&a);
+    proc_free(&s);
+    world_clear();
+}
+
+/* wsrcat -l 0 and a wsrcat client, end to end: lines in, echoes out. */
+TEST(server_and_client_wsrcat_end_to_end) {
+    proc s, c;
+    char url[64];
+    const char *args[2];
+    if (!start_server(&s, NULL)) { CHECK(0); proc_free(&s); return; }
+    url_for(url, sizeof url, listening_port(&s), "/e2e");
+    args[0] = url;
+    args[1] = NULL;
+    if (!proc_start(&c, wsrcat_bin(), args)) { CHECK(0); proc_free(&s); return; }
+    CHECK(proc_write(&c, "alpha\nbeta\n\xce\xb3\xce\xac\xce\xbc\xce\xbc\xce\xb1\n"));
+    WAIT_UNTIL(strcmp(proc_stdout(&c), "alpha\nbeta\n\xce\xb3\xce\xac\xce\xbc\xce\xbc\xce\xb1\n") == 0, 3000);
+    CHECK(waited);
+    proc_close_stdin(&c);
+    CHECK_EQ_INT(wait_exit(&c, 3000), 0);
+    /* The server printed them too, after its "listening on" line. */
+    CHECK(strstr(proc_stdout(&s), "\nalpha\nbeta\n\xce\xb3\xce\xac\xce\xbc\xce\xbc\xce\xb1\n") != NULL);
+    if (!waited) { proc_dump("client", &c); proc_dump("server", &s); }
+    proc_free(&c);
+    proc_free(&s);
+}
+
+TEST(server_exit_after_n_messages_closes_clients_with_1001) {
+    static cli a;
+    proc s;
+    const char *args[6];
+    args[0] = "-l";
+    args[1] = "0";
+    args[2] = "-x";
+    args[3] = "2";
+    args[4] = NULL;
+    if (!proc_start(&s, wsrcat_bin(), args)) { CHECK(0); return; }
+    WAIT_UNTIL(listening_port(&s) > 0, 3000);
+    if (!waited || !cli_start(&a, listening_port(&s))) { CHECK(0); proc_free(&s); return; }
+    w_cli[0] = &a;
+    CHECK_EQ_INT(wsr_send_text(a.c, "m1", 2), WSR_OK);
+    CHECK_EQ_INT(wsr_send_text(a.c, "m2", 2), WSR_OK);
+    CHECK_EQ_INT(wait_exit(&s, 3000), 0);
+    WAIT_UNTIL(a.closes == 1, 2000);
+    CHECK(waited);
+    CHECK_EQ_INT(wsr_client_error(a.c)->close_code, 1001);
+    CHECK(strstr(proc_stdout(&s), "\nm1\nm2\n") != NULL);
+    cli_stop(&a);
+    proc_free(&s);
+    world_clear();
+}
+
+/* --keep-open: after the end of its stdin the client keeps printing what
+   arrives (here a line typed into the server's stdin); with -n, the
+   server's shutdown (1001) then ends it with status 3. */
+TEST(client_keep_open_after_eof_then_no_reconnect_exit_3) {
+    proc s, c;
+    char url[64];
+    const char *args[4];
+    if (!start_server(&s, NULL)) { CHECK(0); proc_free(&s); return; }
+    url_for(url, sizeof url, listening_port(&s), "/keep");
+    args[0] = "--keep-open";
+    args[1] = "-n";
+    args[2] = url;
+    args[3] = NULL;
+    if (!proc_start(&c, wsrcat_bin(), args)) { CHECK(0); proc_free(&s); return; }
+    CHECK(proc_write(&c, "mine\n"));
+    proc_close_stdin(&c);
+    WAIT_UNTIL(strcmp(proc_stdout(&c), "mine\n") == 0, 3000);
+    CHECK(waited);
+    pump_for(100);
+    CHECK_EQ_INT(proc_exit_code(&c), -1);          /* still running after its EOF */
+    CHECK(proc_write(&s, "news from the server\n"));
+    WAIT_UNTIL(strcmp(proc_stdout(&c), "mine\nnews from the server\n") == 0, 3000);
+    CHECK(waited);
+    kill(s.pid, SIGTERM);
+    CHECK_EQ_INT(wait_exit(&s, 3000), 0);
+    CHECK_EQ_INT(wait_exit(&c, 3000), 3);
+    CHECK(strstr(proc_stderr(&c), "1001") != NULL);
+    if (!waited) { proc_dump("client", &c); proc_dump("server", &s); }
+    proc_free(&c);
+    proc_free(&s);
+}
+
+/* ---- through wsr-chaos ------------------------------------------------------------------ */
+
+/* wsrcat -> wsr-chaos -> echo server; `reset` kills the link with RST;
+   wsrcat reconnects by itself, -v says so, and the next line gets through. */
+TEST(client_through_chaos_reset_reconnects) {
+    static srv v;
+    proc x, p;
+    char target[32], url[64];
+    const char *xargs[4], *args[5];
+    int xport;
+    memset(&v, 0, sizeof v);
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    snprintf(target, sizeof target, "127.0.0.1:%d", v.port);
+    xargs[0] = "-t";
+    xargs[1] = target;
+    xargs[2] = "-q";
+    xargs[3] = NULL;
+    if (!proc_start(&x, chaos_bin(), xargs)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    WAIT_UNTIL((xport = listening_port(&x)) > 0, 3000);
+    if (!waited) { CHECK(0); proc_free(&x); world_clear(); srv_stop(&v); return; }
+    url_for(url, sizeof url, xport, "/chaos");
+    args[0] = "-v";
+    args[1] = "--backoff";
+    args[2] = "50:200";
+    args[3] = url;
+    args[4] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); proc_free(&x); world_clear(); srv_stop(&v); return; }
+    CHECK(proc_write(&p, "one\n"));
+    WAIT_UNTIL(strcmp(proc_stdout(&p), "one\n") == 0, 3000);
+    CHECK(waited);
+
+    CHECK(proc_write(&x, "reset\n"));
+    WAIT_UNTIL(strstr(proc_stdout(&x), "ok reset") != NULL, 2000);
+    CHECK(waited);
+    WAIT_UNTIL(strstr(proc_stderr(&p), "reconnect attempt 1 in ") != NULL, 3000);
+    CHECK(waited);
+    CHECK(strstr(proc_stderr(&p), "connection ended: ") != NULL);
+    CHECK(proc_write(&p, "two\n"));
+    WAIT_UNTIL(strcmp(proc_stdout(&p), "one\ntwo\n") == 0, 3000);
+    CHECK(waited);
+    CHECK_EQ_INT(v.opens, 2);
+    if (!waited) proc_dump("wsrcat", &p);
+    proc_close_stdin(&p);
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    CHECK(proc_write(&x, "quit\n"));
+    CHECK_EQ_INT(wait_exit(&x, 2000), 0);
+    proc_free(&p);
+    proc_free(&x);
+    world_clear();
+    srv_stop(&v);
+}
+
+TEST_MAIN()
