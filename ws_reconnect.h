@@ -586,7 +586,7 @@ typedef struct wsr_server_config {
     int max_connections;          /* default 1024; newcomers beyond it get 503 */
     int retry_after_s;            /* Retry-After on that 503, default 5; 0 = none */
     int handshake_timeout_ms;     /* the whole upgrade request must arrive within this, default 10000 */
-    int close_timeout_ms;         /* default 5000 */
+    int close_timeout_ms;         /* default 5000; 0 = wait as long as the client takes */
     int ping_interval_ms;         /* ping clients silent this long, default 30000; 0 = never */
     int pong_timeout_ms;          /* no traffic this long after the ping drops the client, default 10000 */
     int idle_timeout_ms;          /* close clients that sent no message this long (1000 "idle timeout"); 0 = never */
@@ -620,7 +620,11 @@ WSR_API wsr_err wsr_server_broadcast_if(wsr_server *s, wsr_msg_type type, const 
 /* Graceful shutdown: stops accepting, closes every client with 1001 "going
    away", and polls until their close handshakes finish or timeout_ms
    passes; whoever is left is dropped. WSR_OK, or WSR_ERR_TIMEOUT when some
-   had to be dropped. Callbacks run as in wsr_server_poll. Then free it. */
+   had to be dropped. Callbacks run as in wsr_server_poll. Then free it.
+   From a callback it only starts all that and returns WSR_ERR_AGAIN: keep
+   polling until wsr_server_conn_count() is 0. (wsr_server_poll from a
+   callback returns WSR_ERR_STATE; wsr_server_free must not be called from
+   one.) */
 WSR_API wsr_err wsr_server_shutdown(wsr_server *s, int timeout_ms);
 /* Closes the listening socket and every connection at once. NULL is a no-op. */
 WSR_API void wsr_server_free(wsr_server *s);
@@ -3932,6 +3936,11 @@ WSR__PRIVATE wsr_err wsr__tls_ctx_init(wsr__tls_ctx *t, const wsr_tls_config *cf
         }
     }
     mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+    if (server && cfg && cfg->verify_peer && !(cfg->ca_file || cfg->ca_pem || cfg->ca_dir)) {
+        wsr__error_set(err, WSR_ERR_INVALID, 0, "tls.verify_peer needs the CAs that sign client certificates "
+                       "(tls.ca_file, ca_dir or ca_pem)");
+        return WSR_ERR_INVALID;
+    }
     if (server)
         mbedtls_ssl_conf_authmode(&t->conf, cfg && cfg->verify_peer ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
     else
@@ -3972,6 +3981,7 @@ typedef struct wsr__tls_conn {
     int want;                     /* WSR_POLL_* the last call is waiting for */
     size_t write_pending;         /* length of a write mbedTLS holds, to be repeated as is */
     int handshake_done;
+    int end_ret;                  /* the stream ended behind bytes already returned: report it next */
     int ip_host;                  /* verifying an IP address (checked against IP SANs) */
     unsigned char ip[16];
     size_t ip_len;
@@ -4025,6 +4035,7 @@ WSR__PRIVATE wsr_err wsr__tls_conn_start(wsr__tls_conn *c, wsr__tls_ctx *ctx, co
     c->want = 0;
     c->write_pending = 0;
     c->handshake_done = 0;
+    c->end_ret = 0;
     mbedtls_ssl_init(&c->ssl);
     if ((ret = mbedtls_ssl_setup(&c->ssl, &ctx->conf)) != 0) return wsr__tls_fail(err, WSR_ERR_TLS, ret, "TLS setup");
     if (host) {
@@ -4095,6 +4106,7 @@ WSR__PRIVATE wsr_err wsr__tls_handshake(wsr__tls_conn *c, wsr_error *err) {
    the callers expect from a plain socket. */
 WSR__PRIVATE wsr_err wsr__tls_read(wsr__tls_conn *c, void *buf, size_t cap, size_t *got, wsr_error *err) {
     *got = 0;
+    if (c->end_ret) return wsr__tls_error(c, c->end_ret, "TLS read", err);
     while (*got < cap) {
         int ret = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf + *got, cap - *got);
         if (ret > 0) { *got += (size_t)ret; continue; }
@@ -4102,7 +4114,13 @@ WSR__PRIVATE wsr_err wsr__tls_read(wsr__tls_conn *c, void *buf, size_t cap, size
 #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
         if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) continue;   /* TLS 1.3, mbedTLS 3 */
 #endif
-        if (*got) return WSR_OK;          /* report the end next time */
+        if (*got) {
+            /* mbedTLS has consumed the end (a close_notify, say) already:
+               keep it, and report it at the next read, which the pending
+               check below makes come at once. */
+            c->end_ret = ret;
+            return WSR_OK;
+        }
         return wsr__tls_error(c, ret, "TLS read", err);
     }
     return *got ? WSR_OK : WSR_ERR_AGAIN;
@@ -4186,7 +4204,8 @@ WSR__PRIVATE int wsr__tls_tr_events(void *self) {
 
 WSR__PRIVATE size_t wsr__tls_tr_pending(void *self) {
     wsr__tls_tr *t = (wsr__tls_tr *)self;
-    return t->session && t->conn.handshake_done ? mbedtls_ssl_get_bytes_avail(&t->conn.ssl) : 0;
+    if (!t->session || !t->conn.handshake_done) return 0;
+    return t->conn.end_ret ? 1 : mbedtls_ssl_get_bytes_avail(&t->conn.ssl);
 }
 
 WSR__PRIVATE uint64_t wsr__tls_tr_timer(void *self) {
@@ -4620,6 +4639,7 @@ struct wsr_server {
     uint64_t now;                 /* the time of the current poll */
     uint64_t accept_paused_until; /* accept() failed for lack of descriptors: rest a moment */
     int shutting_down;            /* inside wsr_server_shutdown */
+    int polling;                  /* inside wsr_server_poll (so a callback is running) */
     int shutdown_dropped;         /* connections that had to be dropped meanwhile */
     wsr_conn **conns;
     size_t nconns, cap;
@@ -4647,7 +4667,9 @@ WSR__PRIVATE wsr_err wsr__conn_io_write(wsr_conn *c, const void *buf, size_t len
 /* Decrypted bytes held inside TLS, which poll() cannot see. */
 WSR__PRIVATE int wsr__conn_io_pending(const wsr_conn *c) {
 #if WSR__TLS
-    return c->tls && c->tls->handshake_done && mbedtls_ssl_get_bytes_avail(&c->tls->ssl) > 0;
+    /* (Not after a refusal: then nothing more is read through TLS.) */
+    return c->tls && c->tls->handshake_done && !c->refuse_after_write &&
+           (mbedtls_ssl_get_bytes_avail(&c->tls->ssl) > 0 || c->tls->end_ret != 0);
 #else
     (void)c;
     return 0;
@@ -4785,7 +4807,7 @@ WSR__PRIVATE void wsr__conn_end(wsr_conn *c, const wsr_error *why) {
     if (c->error.code == WSR_OK && why) c->error = *why;
     if (c->error.close_code == 0) c->error.close_code = 1006;
     c->state = WSR__CONN_DEAD;
-    if (s->shutting_down && was_open && c->error.code == WSR_ERR_TIMEOUT) s->shutdown_dropped++;
+    if (s->shutting_down && was_open && why && why->code == WSR_ERR_TIMEOUT) s->shutdown_dropped++;
     wsr__conn_tls_end(c);
     if (c->fd >= 0) { close(c->fd); c->fd = -1; }
     wsr__log(s->cfg.log_fn, s->cfg.user, WSR_LOG_INFO, "connection %s ended: %s", c->path ? c->path : "(handshake)", c->error.message);
@@ -4838,6 +4860,12 @@ WSR__PRIVATE int wsr__conn_write(wsr_conn *c) {
            a reset that can destroy our answer before the client reads it.
            So: no more sending (FIN), then read and discard until the client
            closes, for at most a second. */
+#if WSR__TLS
+        if (c->tls && c->tls->handshake_done) {
+            mbedtls_ssl_close_notify(&c->tls->ssl);   /* the TLS stream ends properly first */
+            c->tls->handshake_done = 0;
+        }
+#endif
         shutdown(c->fd, SHUT_WR);
         c->lingering = 1;
         c->deadline = c->srv->now + 1000;
@@ -5134,11 +5162,21 @@ WSR__PRIVATE uint64_t wsr__conn_next_timer(const wsr_conn *c) {
     return t;
 }
 
+WSR__PRIVATE wsr_err wsr__server_poll(wsr_server *s, int timeout_ms);
 WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
+    wsr_err r;
+    if (!s) return WSR_ERR_INVALID;
+    if (s->polling) return WSR_ERR_STATE;      /* from a callback: it would free what the caller holds */
+    s->polling = 1;
+    r = wsr__server_poll(s, timeout_ms);
+    s->polling = 0;
+    return r;
+}
+
+WSR__PRIVATE wsr_err wsr__server_poll(wsr_server *s, int timeout_ms) {
     size_t i, n;
     int r;
     uint64_t now, next = 0;
-    if (!s) return WSR_ERR_INVALID;
     if (s->pfd_cap < s->nconns + 1) {
         size_t cap = (s->nconns + 1) * 2;
         struct pollfd *p = (struct pollfd *)wsr__realloc(&s->alloc, s->pfds, s->pfd_cap * sizeof *p, cap * sizeof *p);
@@ -5201,7 +5239,8 @@ WSR_API wsr_err wsr_server_poll(wsr_server *s, int timeout_ms) {
         if (c->deadline && now >= c->deadline) {
             wsr_error e;
             if (c->state == WSR__CONN_HANDSHAKE)
-                wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "no complete upgrade request within handshake_timeout_ms (%d ms)",
+                wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "%s within handshake_timeout_ms (%d ms)",
+                               wsr__conn_tls_pending(c) ? "TLS handshake not finished" : "no complete upgrade request",
                                s->cfg.handshake_timeout_ms);
             else
                 wsr__error_set(&e, WSR_ERR_TIMEOUT, 0, "close handshake timed out");
@@ -5223,8 +5262,6 @@ WSR_API wsr_err wsr_server_shutdown(wsr_server *s, int timeout_ms) {
     size_t i;
     if (!s) return WSR_ERR_INVALID;
     if (s->lfd >= 0) { close(s->lfd); s->lfd = -1; }     /* no newcomers */
-    s->shutting_down = 1;
-    s->shutdown_dropped = 0;
     for (i = 0; i < s->nconns; i++) {
         wsr_conn *c = s->conns[i];
         if (c->state == WSR__CONN_OPEN) {
@@ -5235,6 +5272,13 @@ WSR_API wsr_err wsr_server_shutdown(wsr_server *s, int timeout_ms) {
             wsr__conn_end(c, &e);
         }
     }
+    if (s->polling) {
+        /* From a callback: the closes are queued and go out as the caller's
+           polls go on; waiting here would free connections under it. */
+        return WSR_ERR_AGAIN;
+    }
+    s->shutting_down = 1;
+    s->shutdown_dropped = 0;
     until = wsr_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     while (wsr_server_conn_count(s) > 0) {
         uint64_t now = wsr_now_ms();
