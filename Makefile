@@ -17,7 +17,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_H   = $(wildcard tests/*.h)
 TESTS    = $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
-TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
+TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c)) $(B)/tools/wsrcat-notls
 COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split \
                 $(B)/compile_nothreads $(B)/compile_tls $(B)/compile_tls_cpp
 
@@ -64,8 +64,18 @@ $(B)/asan/%: tests/%.c $(HEADER) $(TEST_H) | $(B)
 
 # TLS (wss://) through mbedTLS: the programs that define WSR_USE_MBEDTLS
 # link it. test_tls is also built with clang and as C++ (compile_tls*).
+# wsrcat and the wss_client example get the define here, on the command line
+# (override: `make CFLAGS=-O0` must not build them without TLS).
 MBEDTLS_LIBS = -lmbedtls -lmbedx509 -lmbedcrypto
 $(B)/test_tls $(B)/asan/test_tls: LDLIBS += $(MBEDTLS_LIBS)
+$(B)/test_wsrcat $(B)/asan/test_wsrcat: LDLIBS += $(MBEDTLS_LIBS)
+$(B)/tools/wsrcat $(B)/examples/wss_client: override CFLAGS += -DWSR_USE_MBEDTLS
+$(B)/tools/wsrcat $(B)/examples/wss_client: LDLIBS += $(MBEDTLS_LIBS)
+# wsrcat once more without TLS (one of $(TOOLS)): it must still build, and
+# refuse wss:// and the TLS options clearly (tests/test_wsrcat.c runs it).
+$(B)/tools/wsrcat-notls: tools/wsrcat.c $(HEADER) | $(B)
+	@mkdir -p $(B)/tools
+	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 $(B)/compile_tls: tests/compile_c.c $(HEADER) | $(B)
 	$(CLANG) $(STD_C) $(CFLAGS) -DWSR_USE_MBEDTLS -I. $< -o $@ $(LDLIBS) $(MBEDTLS_LIBS)
 $(B)/compile_tls_cpp: tests/compile_cpp.cpp $(HEADER) | $(B)

@@ -17,9 +17,12 @@
    Our client and our server run in this one thread, polled in turn. Two
    cases run `openssl s_server` (a TLS server we did not write) and play the
    WebSocket server through its stdin/stdout: without -quiet it bridges the
-   decrypted stream to them. Every child is killed and reaped by its pid at
-   the end of its case, on every path, and dies with us (PR_SET_PDEATHSIG).
-   Every server binds 127.0.0.1 port 0.
+   decrypted stream to them. One case runs build/examples/wss_client (make
+   run-tests builds it; WSR_EXAMPLES_DIR overrides the directory; a missing
+   binary is a failure) against our server, as a reader would run it. Every
+   child is killed and reaped by its pid at the end of its case, on every
+   path, and dies with us (PR_SET_PDEATHSIG). Every server binds 127.0.0.1
+   port 0.
 
    WSR_TEST_TIMES=1 prints each case's time; WSR_TLS_SHOW=1 the errors the
    refusals produced; WSR_TEST_TIME_SCALE stretches the deadlines (valgrind). */
@@ -1643,6 +1646,91 @@ TEST(config_errors) {
     CHECK(c == NULL);
     CHECK_EQ_INT(err.code, WSR_ERR_TLS);
     wsr_client_free(c);
+    case_end(&t);
+}
+
+/* ---- examples/wss_client, as a reader would run it ----------------------------- */
+
+static const char *examples_dir(void) {
+    const char *d = getenv("WSR_EXAMPLES_DIR");
+    return d && *d ? d : "build/examples";
+}
+
+/* Runs `wss_client URL [CA_FILE]` to its end (at most 15 s) against a fresh
+   echo server of ours with server.crt; the server's record in sr. */
+static void run_wss_client(child *ch, srec *sr, const char *bin, const char *host, const char *ca) {
+    wsr_server_config scfg;
+    wsr_server *s;
+    char url[128];
+    char *argv[4];
+    child_init(ch, "examples/wss_client");
+    server_cfg(&scfg, sr, P("server.crt"), P("server.key"));
+    s = server_new(&scfg);
+    CHECK(s != NULL);
+    if (!s) return;
+    snprintf(url, sizeof url, "wss://%s:%d/example", host, wsr_server_port(s));
+    argv[0] = (char *)bin;
+    argv[1] = url;
+    argv[2] = (char *)ca;
+    argv[3] = NULL;
+    if (!child_spawn(ch, argv, NULL, 0, 0)) {
+        printf("could not start %s: %s\n", bin, strerror(errno));
+        CHECK(!"spawn wss_client");
+        wsr_server_free(s);
+        return;
+    }
+    PUMP_UNTIL(!ch->running, 15000, { wsr_server_poll(s, 2); child_drain(ch); });
+    if (ch->running) printf("%s: still running after 15 s: killed\n", bin);
+    child_stop(ch);
+    /* The server's side of the close handshake, or of the refused handshake. */
+    PUMP_UNTIL(sr->closes + sr->errors > 0, 2000, wsr_server_poll(s, 2));
+    PUMP_FOR(100, wsr_server_poll(s, 2));     /* and nothing more comes */
+    wsr_server_free(s);
+}
+
+TEST(example_wss_client) {
+    tcase t = case_begin("examples/wss_client");
+    char bin[512];
+    child ch;
+    srec sr;
+    int before;
+    if (!pki_ready()) { case_end(&t); return; }
+    snprintf(bin, sizeof bin, "%s/wss_client", examples_dir());
+    if (access(bin, X_OK) != 0) {
+        printf("FAIL %s: the example binary %s is missing (%s): build it with `make examples` (make run-tests "
+               "does), or set WSR_EXAMPLES_DIR\n", wsr_test_current, bin, strerror(errno));
+        CHECK(!"examples/wss_client missing");
+        case_end(&t);
+        return;
+    }
+    /* With the test CA: connected, one message echoed, closed with 1000, exit 0. */
+    before = wsr_test_failed;
+    run_wss_client(&ch, &sr, bin, "localhost", P("ca.crt"));
+    CHECK(!ch.running && WIFEXITED(ch.status));
+    CHECK_EQ_INT(WIFEXITED(ch.status) ? WEXITSTATUS(ch.status) : -1, 0);
+    CHECK(ch.buf[0] && strstr(ch.buf[0], "connected over TLS\n") != NULL);
+    CHECK(ch.buf[0] && strstr(ch.buf[0], "echo: hello over TLS\n") != NULL);
+    CHECK_EQ_INT(sr.opens, 1);
+    CHECK_EQ_INT(sr.messages, 1);
+    CHECK_EQ_STR(sr.text[0], "hello over TLS");
+    CHECK_EQ_INT(sr.closes, 1);
+    CHECK_EQ_INT(sr.close_why.close_code, 1000);
+    CHECK_EQ_INT(sr.errors, 0);
+    if (wsr_test_failed != before) child_dump(&ch);
+    child_free(&ch);
+    /* Without a CA file it trusts only the system's bundle: our test CA is
+       unknown there. It says so and exits 1 after one connection (a refused
+       certificate is not retried). */
+    before = wsr_test_failed;
+    run_wss_client(&ch, &sr, bin, "127.0.0.1", NULL);
+    CHECK(!ch.running && WIFEXITED(ch.status));
+    CHECK_EQ_INT(WIFEXITED(ch.status) ? WEXITSTATUS(ch.status) : -1, 1);
+    CHECK(ch.buf[1] && strstr(ch.buf[1], "unknown CA") != NULL);
+    CHECK(!ch.buf[0] || strstr(ch.buf[0], "echo:") == NULL);
+    CHECK_EQ_INT(sr.opens, 0);
+    CHECK_EQ_INT(sr.errors, 1);
+    if (wsr_test_failed != before) child_dump(&ch);
+    child_free(&ch);
     case_end(&t);
 }
 

@@ -9,15 +9,27 @@
    request headers, or to refuse with 401). One case puts build/tools/wsr-chaos
    between wsrcat and the server to reset the connection.
 
+   TLS (wss://): wsrcat is built with WSR_USE_MBEDTLS, and so is this file
+   (its in-process servers serve wss:// with tls.cert_file/key_file). The
+   certificates are made at run time with the `openssl` command, once, in a
+   fresh mkdtemp directory removed at exit (a missing openssl is a failure,
+   never a skip; tools/deps.sh installs it): a CA (ca.crt), a server
+   certificate by it for CN=localhost with SAN DNS:localhost, IP:127.0.0.1
+   (server.crt), a client certificate by it (client.crt, for mutual TLS),
+   and cadir/ holding ca.crt (--ca-dir). build/tools/wsrcat-notls, the same
+   wsrcat built without TLS, must refuse wss:// and the TLS options clearly.
+
    Every child is stopped by its PID (SIGKILL if it is still running, then
    waitpid) at the end of its test, whatever the checks said, and again at
    exit for any left over. Everything listens on 127.0.0.1 port 0.
-   WSRCAT_BIN and WSR_CHAOS_BIN override the binaries' paths; a missing
-   binary fails every test that needs it, saying so. */
+   WSRCAT_BIN, WSRCAT_NOTLS_BIN and WSR_CHAOS_BIN override the binaries'
+   paths; a missing binary fails every test that needs it, saying so. */
+#define WSR_USE_MBEDTLS
 #define WSR_IMPLEMENTATION
 #include "ws_reconnect.h"
 #include "wsr_test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -27,6 +39,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -52,6 +65,10 @@ static const char *wsrcat_bin(void) {
 static const char *chaos_bin(void) {
     const char *b = getenv("WSR_CHAOS_BIN");
     return b && *b ? b : "build/tools/wsr-chaos";
+}
+static const char *notls_bin(void) {
+    const char *b = getenv("WSRCAT_NOTLS_BIN");
+    return b && *b ? b : "build/tools/wsrcat-notls";
 }
 
 /* ---- child processes ------------------------------------------------------------ */
@@ -224,9 +241,10 @@ typedef struct srv {
     wsr_server *s;
     int port;
     int opens, closes, messages;
+    int errors;                  /* connections that failed before opening (a refused TLS handshake) */
     int close_after_first;       /* close with 1000 after echoing the first message */
     char path[256];
-    wsr_error last_close;
+    wsr_error last_close, first_error;
 } srv;
 
 static void srv_on_open(wsr_conn *conn, void *user) {
@@ -246,10 +264,15 @@ static void srv_on_close(wsr_conn *conn, const wsr_error *why, void *user) {
     v->closes++;
     v->last_close = *why;
 }
+static void srv_on_error(wsr_server *s, wsr_conn *conn, const wsr_error *why, void *user) {
+    srv *v = (srv *)user;
+    (void)s; (void)conn;
+    if (v->errors++ == 0) v->first_error = *why;
+}
 
 /* port 0: a free one. A restart on a given port retries while the kernel
-   says it is busy. */
-static int srv_start(srv *v, int port) {
+   says it is busy. tls (may be NULL): with cert_file set, it serves wss://. */
+static int srv_start_tls(srv *v, int port, const wsr_tls_config *tls) {
     wsr_server_config cfg;
     wsr_error err;
     uint64_t deadline = wsr_now_ms() + scaled(2000);
@@ -259,12 +282,16 @@ static int srv_start(srv *v, int port) {
     cfg.on_open = srv_on_open;
     cfg.on_message = srv_on_message;
     cfg.on_close = srv_on_close;
+    cfg.on_error = srv_on_error;
     cfg.user = v;
+    if (tls) cfg.tls = *tls;
     while (!(v->s = wsr_server_new(&cfg, &err)) && wsr_now_ms() < deadline) sleep_ms(20);
     if (!v->s) { printf("  wsr_server_new: %s\n", err.message); return 0; }
     v->port = wsr_server_port(v->s);
     return 1;
 }
+
+static int srv_start(srv *v, int port) { return srv_start_tls(v, port, NULL); }
 
 static void srv_stop(srv *v) {
     wsr_server_free(v->s);
@@ -496,6 +523,144 @@ static void url_for(char *out, size_t cap, int port, const char *path) {
     snprintf(out, cap, "ws://127.0.0.1:%d%s", port, path);
 }
 
+static void wss_url_for(char *out, size_t cap, const char *host, int port, const char *path) {
+    snprintf(out, cap, "wss://%s:%d%s", host, port, path);
+}
+
+/* ---- the test PKI (made once, with openssl, in a mkdtemp directory) ------------------ */
+
+static char pki_dir[64];             /* "" until made */
+static int pki_state;                /* 0 not tried, 1 made, -1 failed */
+
+static const char *pki(const char *name) {    /* a path in it */
+    static char slots[8][160];
+    static int next;
+    char *p = slots[next++ % 8];
+    snprintf(p, sizeof slots[0], "%s/%s", pki_dir, name);
+    return p;
+}
+
+static void rm_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *de;
+        char sub[512];
+        while (d && (de = readdir(d)) != NULL) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+            rm_tree(sub);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void pki_remove(void) {
+    if (pki_dir[0]) rm_tree(pki_dir);
+    pki_dir[0] = '\0';
+}
+
+/* Killed (run.sh's timeout sends SIGTERM; ^C): the children and the
+   directory go too, best effort, then we die of the signal. */
+static void on_fatal_signal(int sig) {
+    stop_all_children();
+    pki_remove();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* $1: the directory. EC P-256 keys; the server certificate has the SANs a
+   client checks for wss://localhost and wss://127.0.0.1. */
+static const char pki_script[] =
+    "set -eu\n"
+    "cd \"$1\"\n"
+    "command -v openssl >/dev/null || { echo 'the openssl command is not on PATH (Debian package openssl; "
+    "tools/deps.sh installs it)' >&2; exit 3; }\n"
+    "cat > ext.cnf <<'EOF'\n"
+    "[ca]\n"
+    "basicConstraints=critical,CA:TRUE\n"
+    "keyUsage=critical,keyCertSign,cRLSign\n"
+    "subjectKeyIdentifier=hash\n"
+    "[srv]\n"
+    "basicConstraints=CA:FALSE\n"
+    "keyUsage=critical,digitalSignature\n"
+    "extendedKeyUsage=serverAuth\n"
+    "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+    "[cli]\n"
+    "basicConstraints=CA:FALSE\n"
+    "keyUsage=critical,digitalSignature\n"
+    "extendedKeyUsage=clientAuth\n"
+    "EOF\n"
+    "key() { openssl ecparam -name prime256v1 -genkey -noout -out \"$1\"; }\n"
+    "key ca.key\n"
+    "openssl req -x509 -new -key ca.key -subj '/CN=wsrcat test CA' -days 3650 -sha256 -config ext.cnf "
+    "-extensions ca -out ca.crt\n"
+    "key server.key\n"
+    "openssl req -new -key server.key -subj /CN=localhost -out server.csr\n"
+    "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -set_serial 2 -days 30 -sha256 "
+    "-extfile ext.cnf -extensions srv -out server.crt\n"
+    "key client.key\n"
+    "openssl req -new -key client.key -subj '/CN=wsrcat test client' -out client.csr\n"
+    "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -set_serial 3 -days 30 -sha256 "
+    "-extfile ext.cnf -extensions cli -out client.crt\n"
+    "mkdir cadir && cp ca.crt cadir/ca.crt\n"
+    "openssl verify -CAfile ca.crt server.crt client.crt\n";
+
+/* Makes the PKI once; later calls say whether it is there. A failure is
+   a failed check, with openssl's output. */
+static int pki_ready(void) {
+    proc sh;
+    const char *args[5];
+    int code;
+    if (pki_state) return pki_state > 0;
+    pki_state = -1;
+    atexit(pki_remove);
+    signal(SIGTERM, on_fatal_signal);
+    signal(SIGINT, on_fatal_signal);
+    signal(SIGHUP, on_fatal_signal);
+    snprintf(pki_dir, sizeof pki_dir, "/tmp/wsrcat-tls-XXXXXX");
+    if (!mkdtemp(pki_dir)) {
+        printf("FAIL %s: mkdtemp: %s\n", wsr_test_current, strerror(errno));
+        pki_dir[0] = '\0';
+        CHECK(!"mkdtemp");
+        return 0;
+    }
+    args[0] = "-c";
+    args[1] = pki_script;
+    args[2] = "pki";
+    args[3] = pki_dir;
+    args[4] = NULL;
+    if (!proc_start(&sh, "/bin/sh", args)) { CHECK(!"start /bin/sh"); return 0; }
+    proc_close_stdin(&sh);
+    code = wait_exit(&sh, 60000);
+    if (code != 0) {
+        printf("FAIL %s: making the test certificates with openssl failed (exit %d)\n", wsr_test_current, code);
+        proc_dump("openssl (test PKI)", &sh);
+    }
+    proc_free(&sh);
+    CHECK_EQ_INT(code, 0);
+    if (code == 0) pki_state = 1;
+    return pki_state > 0;
+}
+
+/* Our TLS echo server: server.crt; with verify_peer, it asks for a client
+   certificate signed by ca.crt. */
+static int srv_start_wss(srv *v, int verify_peer) {
+    wsr_tls_config tls;
+    memset(&tls, 0, sizeof tls);
+    tls.cert_file = pki("server.crt");
+    tls.key_file = pki("server.key");
+    if (verify_peer) {
+        tls.verify_peer = 1;
+        tls.ca_file = pki("ca.crt");
+    }
+    return srv_start_tls(v, 0, &tls);
+}
+
 /* ---- the command line ---------------------------------------------------------------- */
 
 TEST(help_exits_0_and_names_every_option) {
@@ -503,7 +668,9 @@ TEST(help_exits_0_and_names_every_option) {
         "-H", "--header", "-s", "--subprotocol", "-b", "--binary", "--ping-interval", "--pong-timeout",
         "--backoff", "--max-attempts", "--queue-size", "-n", "--no-reconnect", "-v", "--verbose", "-j", "--json",
         "-x", "--exit-after", "--close-after-eof", "--keep-open", "-l", "--listen", "--broadcast", "-h", "--help",
-        "wss://", "TLS", "Exit status", "listening on HOST:PORT"
+        "wss://", "TLS", "Exit status", "listening on HOST:PORT",
+        "--ca FILE", "--ca-dir DIR", "--cert FILE", "--key FILE", "--server-name NAME", "-k, --insecure",
+        "verified by default", "system's CA bundle", "built with TLS"
     };
     static const char *const args[] = { "--help", NULL };
     proc p;
@@ -518,6 +685,8 @@ TEST(help_exits_0_and_names_every_option) {
     /* Every exit status is explained. */
     CHECK(strstr(proc_stdout(&p), "  0  ") && strstr(proc_stdout(&p), "  1  ") && strstr(proc_stdout(&p), "  2  ") &&
           strstr(proc_stdout(&p), "  3  ") && strstr(proc_stdout(&p), "  4  "));
+    CHECK(strstr(proc_stdout(&p), "not yet") == NULL);      /* TLS is here */
+    CHECK(strstr(proc_stdout(&p), "WITHOUT TLS") == NULL);
     proc_free(&p);
 }
 
@@ -531,6 +700,12 @@ TEST(usage_errors_exit_1) {
         { "-H", "no colon", "ws://127.0.0.1:9/", NULL },
         { "-l", "0", "-H", "X-A: b" },                                /* a client option with -l */
         { "--broadcast", "ws://127.0.0.1:9/", NULL, NULL },           /* a server option without -l */
+        { "--cert", "c.crt", "wss://127.0.0.1:9/", NULL },            /* --cert without --key */
+        { "-l", "0", "--key", "k.key" },                              /* --key without --cert */
+        { "-l", "0", "--ca", "ca.crt" },                              /* client TLS options with -l */
+        { "-l", "0", "-k", NULL },
+        { "-l", "0", "--server-name", "x" },
+        { "--ca", NULL, NULL, NULL },                                 /* no value */
     };
     size_t k;
     for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -548,13 +723,64 @@ TEST(usage_errors_exit_1) {
     }
 }
 
-TEST(wss_is_refused_with_a_clear_error_exit_2) {
-    static const char *const args[] = { "wss://127.0.0.1:9/", NULL };
+/* The same wsrcat built without TLS (build/tools/wsrcat-notls) still
+   works for ws://, and refuses wss:// and every TLS option with a clear
+   error and status 2; its --help says it has no TLS. */
+TEST(without_tls_wss_and_tls_options_are_refused_exit_2) {
+    static const char *const cases[][7] = {
+        { "wss://127.0.0.1:9/", NULL },
+        { "--ca", "ca.crt", "wss://127.0.0.1:9/", NULL },
+        { "--ca-dir", "certs", "ws://127.0.0.1:9/", NULL },
+        { "-k", "wss://127.0.0.1:9/", NULL },
+        { "--server-name", "localhost", "wss://127.0.0.1:9/", NULL },
+        { "--cert", "c.crt", "--key", "c.key", "wss://127.0.0.1:9/", NULL },
+        { "-l", "0", "--cert", "s.crt", "--key", "s.key" },
+    };
+    static const char *const help[] = { "--help", NULL };
+    size_t k;
     proc p;
-    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); return; }
-    CHECK_EQ_INT(wait_exit(&p, 3000), 2);
-    CHECK(strstr(proc_stderr(&p), "TLS") != NULL);
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int code;
+        if (!proc_start(&p, notls_bin(), cases[k])) { CHECK(0); return; }
+        code = wait_exit(&p, 3000);
+        CHECK_EQ_INT(code, 2);
+        CHECK(strstr(proc_stderr(&p), "needs TLS") != NULL);
+        CHECK(strstr(proc_stderr(&p), "built without it") != NULL);
+        CHECK(strstr(proc_stderr(&p), "WSR_USE_MBEDTLS") != NULL);
+        CHECK(strstr(proc_stdout(&p), "listening") == NULL);      /* -l did not start serving */
+        if (code != 2 || !strstr(proc_stderr(&p), "needs TLS")) {
+            printf("  case %u:\n", (unsigned)k);
+            proc_dump("wsrcat-notls", &p);
+        }
+        proc_free(&p);
+    }
+    if (!proc_start(&p, notls_bin(), help)) { CHECK(0); return; }
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    CHECK(strstr(proc_stdout(&p), "WITHOUT TLS") != NULL);
+    CHECK(strstr(proc_stdout(&p), "--ca FILE") != NULL);
     proc_free(&p);
+}
+
+/* ...and its ws:// still works. */
+TEST(without_tls_ws_still_works) {
+    static srv v;
+    proc p;
+    char url[64];
+    const char *args[2];
+    memset(&v, 0, sizeof v);
+    if (!srv_start(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    url_for(url, sizeof url, v.port, "/plain");
+    args[0] = url;
+    args[1] = NULL;
+    if (!proc_start(&p, notls_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    CHECK(proc_write(&p, "plain\n"));
+    proc_close_stdin(&p);
+    CHECK_EQ_INT(wait_exit(&p, 3000), 0);
+    CHECK_EQ_STR(proc_stdout(&p), "plain\n");
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
 }
 
 /* ---- client mode ------------------------------------------------------------------- */
@@ -913,18 +1139,25 @@ TEST(client_sigterm_closes_with_1001_and_exits_4) {
 
 /* ---- server mode -------------------------------------------------------------------- */
 
-/* Starts `wsrcat -l 0 [more]` and waits for its port. */
-static int start_server(proc *p, const char *more) {
-    const char *args[5];
+/* Starts `wsrcat -l 127.0.0.1:0 [more...]` and waits for its port. */
+static int start_server_args(proc *p, const char *const *more) {
+    const char *args[16];
     int n = 0;
     args[n++] = "-l";
     args[n++] = "127.0.0.1:0";
-    if (more) args[n++] = more;
+    while (more && *more && n < 15) args[n++] = *more++;
     args[n] = NULL;
     if (!proc_start(p, wsrcat_bin(), args)) return 0;
     WAIT_UNTIL(listening_port(p) > 0, 3000);
     if (!waited) { printf("  wsrcat -l did not say where it listens\n"); proc_dump("wsrcat -l", p); }
     return waited;
+}
+
+static int start_server(proc *p, const char *more) {
+    const char *args[2];
+    args[0] = more;
+    args[1] = NULL;
+    return start_server_args(p, args);
 }
 
 TEST(server_echoes_to_our_client) {
@@ -1086,6 +1319,222 @@ TEST(client_keep_open_after_eof_then_no_reconnect_exit_3) {
     CHECK(strstr(proc_stderr(&c), "1001") != NULL);
     if (!waited) { proc_dump("client", &c); proc_dump("server", &s); }
     proc_free(&c);
+    proc_free(&s);
+}
+
+/* ---- TLS (wss://) ------------------------------------------------------------------ */
+
+/* Runs `wsrcat [opts...] wss://HOST:PORT/tls` against v (a TLS server),
+   writes two lines and closes its stdin; the echoes must come back and
+   wsrcat must exit 0 after the close handshake. */
+static void wss_lines_case(srv *v, const char *host, const char *const *opts, proc *p) {
+    char url[96];
+    const char *args[16];
+    int n = 0;
+    static const char lines[] = "over TLS\n\xc3\xa9t\xc3\xa9 \"2\"\n";
+    wss_url_for(url, sizeof url, host, v->port, "/tls");
+    while (opts && *opts && n < 14) args[n++] = *opts++;
+    args[n++] = url;
+    args[n] = NULL;
+    if (!proc_start(p, wsrcat_bin(), args)) { CHECK(0); return; }
+    CHECK(proc_write(p, lines));
+    WAIT_UNTIL(strcmp(proc_stdout(p), lines) == 0, 5000);
+    CHECK(waited);
+    proc_close_stdin(p);
+    CHECK_EQ_INT(wait_exit(p, 5000), 0);
+    CHECK_EQ_STR(proc_stdout(p), lines);
+    WAIT_UNTIL(v->closes == 1, 2000);
+    CHECK_EQ_INT(v->opens, 1);
+    CHECK_EQ_INT(v->messages, 2);
+    CHECK_EQ_INT(v->errors, 0);
+    CHECK_EQ_INT(v->last_close.close_code, 1000);
+    if (!waited || strcmp(proc_stdout(p), lines) != 0 || v->errors) {
+        if (v->errors) printf("  server error: %s\n", v->first_error.message);
+        proc_dump("wsrcat", p);
+    }
+}
+
+/* --ca: the test CA verifies the server's certificate by its IP SAN. */
+TEST(tls_client_with_ca_lines_echo) {
+    static srv v;
+    proc p;
+    const char *opts[3];
+    if (!pki_ready()) return;
+    memset(&v, 0, sizeof v);
+    if (!srv_start_wss(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    opts[0] = "--ca";
+    opts[1] = pki("ca.crt");
+    opts[2] = NULL;
+    wss_lines_case(&v, "127.0.0.1", opts, &p);
+    CHECK(strstr(proc_stderr(&p), "WARNING") == NULL);
+    CHECK_EQ_STR(v.path, "/tls");
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+/* --ca-dir, and --server-name: wss://127.0.0.1 verified as localhost (its
+   DNS SAN); then as a name the certificate does not carry: refused. */
+TEST(tls_client_ca_dir_and_server_name) {
+    static srv v;
+    proc p;
+    const char *opts[5], *args[7];
+    char url[96];
+    if (!pki_ready()) return;
+    memset(&v, 0, sizeof v);
+    if (!srv_start_wss(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    opts[0] = "--ca-dir";
+    opts[1] = pki("cadir");
+    opts[2] = "--server-name";
+    opts[3] = "localhost";
+    opts[4] = NULL;
+    wss_lines_case(&v, "127.0.0.1", opts, &p);
+    proc_free(&p);
+
+    v.opens = v.closes = v.messages = v.errors = 0;
+    wss_url_for(url, sizeof url, "127.0.0.1", v.port, "/other");
+    args[0] = "--ca";
+    args[1] = pki("ca.crt");
+    args[2] = "--server-name=other.example";
+    args[3] = url;
+    args[4] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    CHECK_EQ_INT(wait_exit(&p, 3000), 2);
+    CHECK(strstr(proc_stderr(&p), "wrong host") != NULL);
+    CHECK_EQ_INT(v.opens, 0);
+    if (!strstr(proc_stderr(&p), "wrong host")) proc_dump("wsrcat", &p);
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+/* Without --ca, the system's CA bundle does not know our test CA: a
+   certificate refusal, which wsrcat does not retry: status 2 at once,
+   "unknown CA" on stderr, and one connection only (a short backoff would
+   show a retry at once). */
+TEST(tls_client_unknown_ca_exits_2_without_retrying) {
+    static srv v;
+    proc p;
+    char url[96];
+    const char *args[4];
+    uint64_t t0;
+    if (!pki_ready()) return;
+    memset(&v, 0, sizeof v);
+    if (!srv_start_wss(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    wss_url_for(url, sizeof url, "127.0.0.1", v.port, "/unknown");
+    args[0] = "--backoff";
+    args[1] = "10:20";
+    args[2] = url;
+    args[3] = NULL;
+    if (!proc_start(&p, wsrcat_bin(), args)) { CHECK(0); world_clear(); srv_stop(&v); return; }
+    CHECK(proc_write(&p, "never\n"));      /* stdin stays open: the refusal alone ends it */
+    t0 = wsr_now_ms();
+    CHECK_EQ_INT(wait_exit(&p, 3000), 2);
+    CHECK(wsr_now_ms() - t0 < 1500);
+    CHECK(strstr(proc_stderr(&p), "certificate not accepted") != NULL);
+    CHECK(strstr(proc_stderr(&p), "unknown CA") != NULL);
+    CHECK(strstr(proc_stderr(&p), "--ca FILE") != NULL);      /* the hint */
+    CHECK_EQ_STR(proc_stdout(&p), "");
+    WAIT_UNTIL(v.errors >= 1, 2000);
+    pump_for(300);
+    CHECK_EQ_INT(v.errors, 1);          /* exactly one connection: its TLS handshake failed */
+    CHECK_EQ_INT(v.opens, 0);
+    CHECK_EQ_INT(v.messages, 0);
+    if (v.errors != 1 || !strstr(proc_stderr(&p), "unknown CA")) proc_dump("wsrcat", &p);
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+/* -k: no verification (the same unknown CA is accepted), and a loud
+   warning on stderr. */
+TEST(tls_client_insecure_works_and_warns) {
+    static srv v;
+    proc p;
+    const char *opts[2];
+    if (!pki_ready()) return;
+    memset(&v, 0, sizeof v);
+    if (!srv_start_wss(&v, 0)) { CHECK(0); return; }
+    w_srv = &v;
+    opts[0] = "-k";
+    opts[1] = NULL;
+    wss_lines_case(&v, "127.0.0.1", opts, &p);
+    CHECK(strstr(proc_stderr(&p), "WARNING") != NULL);
+    CHECK(strstr(proc_stderr(&p), "verification is OFF") != NULL);
+    if (!strstr(proc_stderr(&p), "verification is OFF")) proc_dump("wsrcat", &p);
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+/* --cert/--key on the client: a server that requires a client
+   certificate (verify_peer) accepts ours. */
+TEST(tls_client_certificate_mutual_tls) {
+    static srv v;
+    proc p;
+    const char *opts[7];
+    if (!pki_ready()) return;
+    memset(&v, 0, sizeof v);
+    if (!srv_start_wss(&v, 1)) { CHECK(0); return; }
+    w_srv = &v;
+    opts[0] = "--ca";
+    opts[1] = pki("ca.crt");
+    opts[2] = "--cert";
+    opts[3] = pki("client.crt");
+    opts[4] = "--key";
+    opts[5] = pki("client.key");
+    opts[6] = NULL;
+    wss_lines_case(&v, "localhost", opts, &p);
+    proc_free(&p);
+    world_clear();
+    srv_stop(&v);
+}
+
+/* wsrcat -l 0 --cert --key serves wss://; a wsrcat --ca client through it,
+   end to end; a plain ws:// client is not served. */
+TEST(tls_server_and_client_wsrcat_end_to_end) {
+    proc s, c;
+    char url[96];
+    const char *sargs[5], *args[4];
+    static const char lines[] = "alpha\nbeta over wss\n";
+    if (!pki_ready()) return;
+    sargs[0] = "--cert";
+    sargs[1] = pki("server.crt");
+    sargs[2] = "--key";
+    sargs[3] = pki("server.key");
+    sargs[4] = NULL;
+    if (!start_server_args(&s, sargs)) { CHECK(0); proc_free(&s); return; }
+    CHECK(strncmp(proc_stdout(&s), "listening on 127.0.0.1:", 23) == 0);
+    wss_url_for(url, sizeof url, "localhost", listening_port(&s), "/e2e");
+    args[0] = "--ca";
+    args[1] = pki("ca.crt");
+    args[2] = url;
+    args[3] = NULL;
+    if (!proc_start(&c, wsrcat_bin(), args)) { CHECK(0); proc_free(&s); return; }
+    CHECK(proc_write(&c, lines));
+    WAIT_UNTIL(strcmp(proc_stdout(&c), lines) == 0, 5000);
+    CHECK(waited);
+    proc_close_stdin(&c);
+    CHECK_EQ_INT(wait_exit(&c, 5000), 0);
+    CHECK(strstr(proc_stdout(&s), "\nalpha\nbeta over wss\n") != NULL);
+    if (!waited || !strstr(proc_stdout(&s), "beta over wss")) { proc_dump("client", &c); proc_dump("server", &s); }
+    proc_free(&c);
+
+    /* ws:// to it: the upgrade request is not a TLS handshake. */
+    url_for(url, sizeof url, listening_port(&s), "/plain");
+    args[0] = "-n";
+    args[1] = url;
+    args[2] = NULL;
+    if (!proc_start(&c, wsrcat_bin(), args)) { CHECK(0); proc_free(&s); return; }
+    CHECK_EQ_INT(wait_exit(&c, 5000), 2);
+    CHECK_EQ_STR(proc_stdout(&c), "");
+    proc_free(&c);
+
+    kill(s.pid, SIGTERM);
+    CHECK_EQ_INT(wait_exit(&s, 3000), 0);
     proc_free(&s);
 }
 

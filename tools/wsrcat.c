@@ -2,9 +2,16 @@
    websocat: a client that sends stdin lines and prints what comes back, and
    a small server (echo, or a broadcast chat).
 
-   usage: wsrcat [options] ws://host:port/path       (client)
+   usage: wsrcat [options] ws[s]://host:port/path    (client)
           wsrcat -l [HOST:]PORT [--broadcast] [options] (server)
    `wsrcat --help` says it all; the text is in `usage` below.
+
+   TLS (wss://) needs ws_reconnect.h's WSR_USE_MBEDTLS where the
+   implementation is compiled, and mbedTLS linked; `make` builds it so:
+       cc -std=c99 -O2 -DWSR_USE_MBEDTLS -I. tools/wsrcat.c -o wsrcat -pthread \
+          -lmbedtls -lmbedx509 -lmbedcrypto
+   Without them it still builds, and refuses wss:// and the TLS options
+   with a clear error (status 2).
 
    It is also a tour of the library's client. Things to look for:
    - main_client() owns the event loop: it polls stdin, a signal pipe and the
@@ -52,7 +59,7 @@
 
 /* In pieces: C99 promises string literals of 4095 bytes only. */
 static const char *const usage[] = {
-"usage: wsrcat [options] ws://HOST[:PORT]/PATH          connect (client mode)\n"
+"usage: wsrcat [options] ws[s]://HOST[:PORT]/PATH       connect (client mode)\n"
 "       wsrcat -l [HOST:]PORT [--broadcast] [options]   serve (server mode)\n"
 "\n"
 "Client mode sends each line of stdin (without its newline) as a text message\n"
@@ -110,10 +117,35 @@ static const char *const usage[] = {
 "  {\"event\":\"end\",\"exit_code\":0,\"reason\":\"...\"}\n"
 "In server mode the first is {\"event\":\"listening\",\"host\":...,\"port\":...}, and\n"
 "open, message and close carry the client's \"id\" (open also its \"path\").\n"
+"\n",
+"TLS (wss://). Certificates are verified by default, against the system's CA bundle\n"
+"(/etc/ssl/certs/ca-certificates.crt on Debian): the server's certificate must chain\n"
+"to one of its CAs and name the URL's host (a DNS name, or an IP address such as\n"
+"127.0.0.1 in its subjectAltName). A certificate that is refused (unknown CA, wrong\n"
+"host, expired, not valid yet) ends wsrcat at once with status 2, without retrying:\n"
+"the same certificate would be refused again.\n"
 "\n"
-"TLS: not yet. wsrcat is built without TLS (ws_reconnect.h's WSR_USE_MBEDTLS), so\n"
-"wss:// URLs are refused with a clear error (status 2) until it is compiled in;\n"
-"the TLS options (CA file, client certificate, insecure) come with it.\n"
+"TLS options:\n"
+"      --ca FILE               trust the CA certificates in this PEM file instead of the\n"
+"                              system's bundle\n"
+"      --ca-dir DIR            trust the CA certificates in this directory (with --ca: both)\n"
+"      --cert FILE             client: our certificate, for servers that ask for one\n"
+"      --key FILE              (mutual TLS), and its private key. With -l: the server's\n"
+"                              certificate and key, and it serves wss:// instead of ws://\n"
+"                              (wsrcat -l 8443 --cert server.crt --key server.key)\n"
+"      --server-name NAME      verify the certificate for NAME, and send NAME as SNI,\n"
+"                              instead of the URL's host\n"
+"  -k, --insecure              accept ANY certificate: no verification at all (wsrcat\n"
+"                              warns on stderr). For tests only: anyone on the network\n"
+"                              path can then read and change the traffic; --ca FILE is\n"
+"                              the safe way to trust a test CA\n"
+"--ca, --ca-dir, --server-name and -k are client options; --cert and --key go together.\n"
+#ifdef WSR_USE_MBEDTLS
+"This wsrcat is built with TLS (mbedTLS).\n"
+#else
+"This wsrcat is built WITHOUT TLS (ws_reconnect.h's WSR_USE_MBEDTLS): wss:// URLs\n"
+"and the TLS options are refused with a clear error (status 2).\n"
+#endif
 "\n",
 "Exit status:\n"
 "  0  clean: the end of stdin and the close handshake done, or -x N reached;\n"
@@ -121,7 +153,9 @@ static const char *const usage[] = {
 "  1  usage error: a bad option, argument or URL\n"
 "  2  could not connect, gave up (--max-attempts), or a permanent error that\n"
 "     retrying cannot fix: an HTTP refusal such as 401, a close code that is\n"
-"     not worth retrying, wss://, an address the server cannot listen on\n"
+"     not worth retrying, a TLS certificate refused, a TLS file that cannot be\n"
+"     loaded, an address the server cannot listen on; wss:// or a TLS option\n"
+"     in a wsrcat built without TLS\n"
 "  3  the connection ended from the other side: with --no-reconnect, the server\n"
 "     closed it or the link dropped; or the link dropped during our close\n"
 "  4  client interrupted by SIGINT/SIGTERM (it closes with 1001 first; a second\n"
@@ -138,6 +172,10 @@ enum {
 
 enum { SERVER_TICK_MS = 20, MAX_PEERS = 1024, READ_CHUNK = 65536 };
 
+/* What a build without TLS says when asked for it. */
+#define NO_TLS_HERE "this wsrcat is built without it: compile tools/wsrcat.c with -DWSR_USE_MBEDTLS " \
+                    "and link -lmbedtls -lmbedx509 -lmbedcrypto (`make` does)"
+
 /* ---- options ------------------------------------------------------------------ */
 
 static struct {
@@ -152,6 +190,10 @@ static struct {
     size_t queue_max_bytes;
     long exit_after;              /* 0: never */
     int keep_open;                /* -1: only with -x; 0: close after EOF; 1: keep running */
+    /* TLS: client side --ca, --ca-dir, --server-name, -k; both sides --cert, --key */
+    const char *ca_file, *ca_dir, *cert_file, *key_file, *server_name;
+    int insecure;
+    const char *tls_option;       /* the first TLS option given, for the errors */
 } opt;
 
 static uint64_t start_ms;
@@ -477,6 +519,23 @@ static int client_exit_status(const client_app *a, const wsr_error *why) {
     return EXIT_FAILED;
 }
 
+/* Before connecting: -k is said out loud, every run; TLS options on a ws://
+   URL do nothing, which is worth a note. */
+static void tls_warnings(void) {
+    wsr_url u;
+    wsr_error e;
+    if (!opt.tls_option || wsr_url_parse(opt.url, &u, &e) != WSR_OK) return;   /* a bad URL: wsr_client_new says */
+    if (!u.secure) {
+        fprintf(stderr, "wsrcat: note: %s applies to wss:// only; %s is plain ws://, without TLS\n", opt.tls_option,
+                opt.url);
+    } else if (opt.insecure) {
+        fprintf(stderr,
+                "wsrcat: WARNING: -k/--insecure: TLS certificate verification is OFF.\n"
+                "wsrcat: WARNING: any certificate is accepted, for any host: anyone on the network path can\n"
+                "wsrcat: WARNING: read and change this traffic. For tests only (--ca FILE trusts a test CA safely).\n");
+    }
+}
+
 static int main_client(void) {
     wsr_client_config cfg;
     wsr_error err, why;
@@ -485,6 +544,7 @@ static int main_client(void) {
     int status;
 
     memset(&a, 0, sizeof a);
+    tls_warnings();
     wsr_client_config_init(&cfg);                 /* the library's defaults; then ours */
     cfg.url = opt.url;
     cfg.headers = opt.headers;
@@ -496,6 +556,14 @@ static int main_client(void) {
     cfg.backoff.max_ms = opt.backoff_max_ms;
     cfg.backoff.max_attempts = opt.max_attempts;
     cfg.queue_max_bytes = opt.queue_max_bytes;
+    /* wss://: verified against the system's CA bundle unless --ca/--ca-dir
+       say otherwise; the library reads the files here, in wsr_client_new. */
+    cfg.tls.ca_file = opt.ca_file;
+    cfg.tls.ca_dir = opt.ca_dir;
+    cfg.tls.cert_file = opt.cert_file;
+    cfg.tls.key_file = opt.key_file;
+    cfg.tls.server_name = opt.server_name;
+    cfg.tls.insecure_skip_verify = opt.insecure;
     cfg.on_state = c_on_state;
     cfg.on_open = c_on_open;
     cfg.on_message = c_on_message;
@@ -505,11 +573,13 @@ static int main_client(void) {
     cfg.log_fn = library_log;
     cfg.user = &a;
     if (!(a.c = wsr_client_new(&cfg, &err))) {
-        /* A bad URL or header is a usage error; wss:// is a permanent one. */
+        /* A bad URL or header is a usage error; wss:// without TLS, or a TLS
+           file that cannot be loaded, is a permanent one. */
         status = err.code == WSR_ERR_INVALID ? EXIT_USAGE : EXIT_FAILED;
         if (err.code == WSR_ERR_TLS_UNAVAILABLE)
-            fprintf(stderr, "wsrcat: %s: wss:// is not supported yet: this wsrcat is built without TLS (%s)\n",
-                    opt.url, err.message);
+            fprintf(stderr, "wsrcat: %s: wss:// needs TLS, and %s\n", opt.url, NO_TLS_HERE);
+        else if (err.code == WSR_ERR_TLS)
+            fprintf(stderr, "wsrcat: TLS setup: %s\n", err.message);   /* a --ca/--cert/--key file, say */
         else
             fprintf(stderr, "wsrcat: %s\n", err.message);
         if (opt.json) print_end_json(status, err.message);
@@ -567,6 +637,8 @@ static int main_client(void) {
     wsr_client_get_error(a.c, &why);
     status = client_exit_status(&a, &why);
     if (status != EXIT_CLEAN && status != EXIT_INTERRUPTED) fprintf(stderr, "wsrcat: %s\n", why.message);
+    if (why.code == WSR_ERR_TLS_CERT && strstr(why.message, "unknown CA") && !opt.ca_file && !opt.ca_dir)
+        fprintf(stderr, "wsrcat: (checked against the system's CA bundle; --ca FILE trusts a CA of your own)\n");
     vlog("exit %d", status);
     if (opt.json) print_end_json(status, why.message);
     wsr_client_free(a.c);
@@ -627,6 +699,13 @@ static void s_on_close(wsr_conn *conn, const wsr_error *why, void *user) {
     p->conn = NULL;
 }
 
+/* A connection that failed before it opened (a refused TLS handshake, a bad
+   upgrade request): -v says why. */
+static void s_on_error(wsr_server *s, wsr_conn *conn, const wsr_error *why, void *user) {
+    (void)s; (void)conn; (void)user;
+    vlog("a connection failed before opening: %s", why->message);
+}
+
 /* Splits "[HOST:]PORT" ("[::1]:80" for IPv6). Returns 0 on a bad one. */
 static int parse_listen(const char *arg, char *host, size_t cap, int *port) {
     const char *colon = strrchr(arg, ':'), *p, *h = arg;
@@ -667,8 +746,14 @@ static int main_server(void) {
     cfg.on_open = s_on_open;
     cfg.on_message = s_on_message;
     cfg.on_close = s_on_close;
+    cfg.on_error = s_on_error;
+    cfg.tls.cert_file = opt.cert_file;            /* set: serve wss:// */
+    cfg.tls.key_file = opt.key_file;
     if (!(s = wsr_server_new(&cfg, &err))) {
-        fprintf(stderr, "wsrcat: cannot listen on %s: %s\n", opt.listen, err.message);
+        if (err.code == WSR_ERR_TLS)
+            fprintf(stderr, "wsrcat: cannot serve wss:// with --cert/--key: %s\n", err.message);
+        else
+            fprintf(stderr, "wsrcat: cannot listen on %s: %s\n", opt.listen, err.message);
         if (opt.json) print_end_json(EXIT_FAILED, err.message);
         return EXIT_FAILED;
     }
@@ -680,7 +765,8 @@ static int main_server(void) {
         printf(strchr(host, ':') ? "listening on [%s]:%d\n" : "listening on %s:%d\n", host, wsr_server_port(s));
     }
     fflush(stdout);
-    vlog("listening on %s port %d (%s)", host, wsr_server_port(s), opt.broadcast ? "broadcast" : "echo");
+    vlog("listening on %s port %d (%s, %s)", host, wsr_server_port(s), opt.cert_file ? "wss://" : "ws://",
+         opt.broadcast ? "broadcast" : "echo");
 
     /* wsr_server_poll() waits by itself and the server does not tell which
        sockets it waits on, so stdin is looked at without waiting, then the
@@ -762,6 +848,12 @@ static void add_header(const char *h) {
     opt.headers = more;
 }
 
+/* Notes the first TLS option given (a build without TLS refuses it by name). */
+static const char *tls_option(const char *name) {
+    if (!opt.tls_option) opt.tls_option = name;
+    return name;
+}
+
 static void parse_args(int argc, char **argv) {
     const char *client_only = NULL, *v;
     int i, options_done = 0;
@@ -835,6 +927,24 @@ static void parse_args(int argc, char **argv) {
         } else if (option(argv, argc, &i, NULL, "--close-after-eof", NULL)) {
             opt.keep_open = 0;
             client_only = a;
+        } else if (option(argv, argc, &i, NULL, "--ca", &v)) {
+            opt.ca_file = v;
+            client_only = tls_option("--ca");
+        } else if (option(argv, argc, &i, NULL, "--ca-dir", &v)) {
+            opt.ca_dir = v;
+            client_only = tls_option("--ca-dir");
+        } else if (option(argv, argc, &i, NULL, "--cert", &v)) {
+            opt.cert_file = v;                    /* both modes */
+            tls_option("--cert");
+        } else if (option(argv, argc, &i, NULL, "--key", &v)) {
+            opt.key_file = v;
+            tls_option("--key");
+        } else if (option(argv, argc, &i, NULL, "--server-name", &v)) {
+            opt.server_name = v;
+            client_only = tls_option("--server-name");
+        } else if (option(argv, argc, &i, "-k", "--insecure", NULL)) {
+            opt.insecure = 1;
+            client_only = tls_option(a);
         } else {
             usage_error("unknown option '%s'", a);
         }
@@ -846,6 +956,14 @@ static void parse_args(int argc, char **argv) {
         if (!opt.url) usage_error("no URL: wsrcat ws://HOST:PORT/PATH, or wsrcat -l PORT to serve");
         if (opt.broadcast) usage_error("--broadcast is a server option: it needs -l");
     }
+    if (!opt.cert_file != !opt.key_file)
+        usage_error("--cert and --key go together: a certificate and its private key");
+#ifndef WSR_USE_MBEDTLS
+    if (opt.tls_option) {
+        fprintf(stderr, "wsrcat: %s needs TLS, and %s\n", opt.tls_option, NO_TLS_HERE);
+        exit(EXIT_FAILED);
+    }
+#endif
 }
 
 int main(int argc, char **argv) {
