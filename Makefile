@@ -21,7 +21,7 @@ TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c)) $(B)/tools/w
 COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split \
                 $(B)/compile_nothreads $(B)/compile_tls $(B)/compile_tls_cpp
 
-.PHONY: all test run-tests test-valgrind demo clean tools examples
+.PHONY: all test run-tests test-valgrind test-windows demo clean tools examples
 all: tools examples
 tools: $(TOOLS)
 examples: $(EXAMPLES)
@@ -101,6 +101,11 @@ run-tests: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS) $(EXAMPLES) $(T
 # Slower: every test under valgrind (leaks and uninitialised reads).
 test-valgrind: $(TESTS)
 	@WSR_TEST_WRAP="valgrind -q --error-exitcode=9 --leak-check=full" tests/run.sh $(TESTS)
+
+# The tests that run on Windows, cross-compiled with mingw-w64 and run under
+# wine (both installed when missing). Prints "N passed, N failed".
+test-windows:
+	@B=$(B) tools/test-windows.sh
 
 demo:
 	@tools/deps.sh

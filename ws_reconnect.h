@@ -45,7 +45,7 @@
    - Bounded everything: message size, handshake size, queue size.
 
    DOES NOT (yet)
-   - Windows (the Winsock transport is not written yet; the build stops with #error).
+   - wss:// on Windows (the Winsock transport works; TLS there stops with #error).
    - permessage-deflate or any other extension (a server that sends one unasked is refused).
 
    CONFIGURATION MACROS
@@ -100,6 +100,10 @@
    API. DNS resolution (getaddrinfo) is the one call that may block longer
    than the timeout you give to poll. With WSR_USE_MBEDTLS, link
    -lmbedtls -lmbedx509 -lmbedcrypto, in that order.
+   Windows (Vista or later; mingw-w64 or MSVC): link -lws2_32 -lbcrypt (MSVC
+   picks them up through #pragma comment). Each client and server calls
+   WSAStartup when created and WSACleanup when freed. os_error holds the
+   raw WSAGetLastError() code there.
 
    LATEST CHANGES (full list in README.md)
    0.2.0  reconnection, keepalive, the lossless queue with delivery reports,
@@ -853,7 +857,6 @@ WSR_API wsr_err wsr_handshake_refusal(char *out, size_t cap, size_t *len, int st
 #if defined(_WIN32)
 #  define WSR__WIN32 1
 #  define WSR__POSIX 0
-#  error "ws_reconnect.h: the Winsock transport is not written yet; only POSIX systems build today"
 #elif defined(__unix__) || defined(__unix) || defined(__APPLE__)
 #  define WSR__WIN32 0
 #  define WSR__POSIX 1
@@ -2315,6 +2318,7 @@ struct wsr_client {
     void *tr_owned;               /* the built-in transport's state, freed with the client */
     void (*tr_free_fn)(void *tr_state, const wsr_allocator *a);
     void (*rand_fn)(void *buf, size_t n, void *user);
+    int net_started;              /* the platform's network stack was started for us (Winsock) */
     void *rand_user;
 
     wsr_state state;
@@ -3469,6 +3473,8 @@ WSR_API int wsr_client_rtt_ms(const wsr_client *c) {
    ------------------------------------------------------------------------ */
 /* >>platform */
 
+WSR__PRIVATE wsr_err wsr__os_error(wsr_error *err, int os, const char *doing);
+
 #if WSR__POSIX
 #include <errno.h>
 #include <fcntl.h>
@@ -3506,6 +3512,28 @@ WSR_API int wsr_client_rtt_ms(const wsr_client *c) {
 #ifndef MSG_NOSIGNAL
 #  define MSG_NOSIGNAL 0           /* macOS: SO_NOSIGPIPE on the socket instead */
 #endif
+
+/* What the code shared by both platforms (the TCP transport, the server)
+   knows of sockets: a type, "no socket", the last error and its codes. */
+typedef int wsr__sock;
+#define WSR__NO_SOCK (-1)
+typedef struct pollfd wsr__pollfd;
+#define wsr__sock_errno() errno
+#define WSR__E_INTR EINTR
+#define WSR__E_WOULDBLOCK(e) ((e) == EAGAIN || (e) == EWOULDBLOCK)
+#define WSR__E_INPROGRESS(e) ((e) == EINPROGRESS || (e) == EINTR)
+#define WSR__E_TIMEDOUT ETIMEDOUT
+#define WSR__E_CONNABORTED ECONNABORTED
+#define WSR__ERRNO_WORD "errno"
+#define WSR__SHUT_WR SHUT_WR
+
+WSR__PRIVATE int wsr__net_start(void) { return 0; }
+WSR__PRIVATE void wsr__net_stop(void) {}
+WSR__PRIVATE void wsr__sock_close(wsr__sock s) { close(s); }
+WSR__PRIVATE int wsr__poll(wsr__pollfd *p, size_t n, int timeout_ms) { return poll(p, (nfds_t)n, timeout_ms); }
+WSR__PRIVATE void wsr__sleep_ms(int ms) { if (ms > 0) poll(NULL, 0, ms); }
+/* Lets a restarted server bind at once while old connections sit in TIME_WAIT. */
+WSR__PRIVATE void wsr__sock_reuse(wsr__sock s) { int one = 1; setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); }
 
 WSR_API uint64_t wsr_now_ms(void) {
     struct timespec ts;
@@ -3578,41 +3606,8 @@ static const wsr__os_err wsr__errno_table[] = {
     { EINVAL, WSR_ERR_INVALID, 0, "EINVAL" },
 };
 
-/* Fills err for an errno value: the mapped code, the class, and a message
-   naming what we were doing, the errno symbol and its number. */
-WSR__PRIVATE wsr_err wsr__os_error(wsr_error *err, int os, const char *doing) {
-    size_t i;
-    for (i = 0; i < sizeof wsr__errno_table / sizeof wsr__errno_table[0]; i++) {
-        if (wsr__errno_table[i].os == os) {
-            const wsr__os_err *t = &wsr__errno_table[i];
-            wsr__error_set(err, t->code, os, "%s: %s (%s, errno %d)", doing, wsr_strerror(t->code), t->name, os);
-            err->transient = t->transient;
-            return t->code;
-        }
-    }
-    /* Unknown errors are socket errors worth another try: failing for good
-       on a code we did not foresee would break the promise to stay up. */
-    wsr__error_set(err, WSR_ERR_IO, os, "%s: socket error (errno %d)", doing, os);
-    err->transient = 1;
-    return WSR_ERR_IO;
-}
-
-/* getaddrinfo's own error codes. A name that does not resolve is transient:
-   DNS fails while a laptop wakes up or a VPN reconnects. */
-WSR__PRIVATE wsr_err wsr__gai_error(wsr_error *err, int gai, const char *host) {
-    if (gai == EAI_SYSTEM) return wsr__os_error(err, errno, "host name lookup");
-    if (gai == EAI_MEMORY) {
-        wsr__error_set(err, WSR_ERR_NOMEM, 0, "out of memory resolving '%.80s'", host);
-        return WSR_ERR_NOMEM;
-    }
-    wsr__error_set(err, WSR_ERR_DNS, gai, "cannot resolve '%.80s': %s", host,
-                   gai == EAI_NONAME ? "no such host" : gai == EAI_AGAIN ? "temporary DNS failure" : "lookup failed");
-    err->transient = 1;
-    return WSR_ERR_DNS;
-}
-
 /* Makes a socket non-blocking and close-on-exec, and stops SIGPIPE. */
-WSR__PRIVATE int wsr__posix_prepare(int fd) {
+WSR__PRIVATE int wsr__sock_prepare(wsr__sock fd) {
     int fl = fcntl(fd, F_GETFL, 0);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
     fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -3624,7 +3619,7 @@ WSR__PRIVATE int wsr__posix_prepare(int fd) {
 
 /* recv/send with the library's conventions: WSR_ERR_AGAIN for "would block",
    WSR_ERR_EOF for an orderly end of stream, EINTR retried. */
-WSR__PRIVATE wsr_err wsr__posix_read(int fd, void *buf, size_t cap, size_t *got, wsr_error *err) {
+WSR__PRIVATE wsr_err wsr__sock_read(wsr__sock fd, void *buf, size_t cap, size_t *got, wsr_error *err) {
     for (;;) {
         ssize_t n = recv(fd, buf, cap, 0);
         if (n > 0) { *got = (size_t)n; return WSR_OK; }
@@ -3640,7 +3635,7 @@ WSR__PRIVATE wsr_err wsr__posix_read(int fd, void *buf, size_t cap, size_t *got,
     }
 }
 
-WSR__PRIVATE wsr_err wsr__posix_write(int fd, const void *buf, size_t len, size_t *put, wsr_error *err) {
+WSR__PRIVATE wsr_err wsr__sock_write(wsr__sock fd, const void *buf, size_t len, size_t *put, wsr_error *err) {
     for (;;) {
         ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
         if (n >= 0) { *put = (size_t)n; return WSR_OK; }
@@ -3651,10 +3646,208 @@ WSR__PRIVATE wsr_err wsr__posix_write(int fd, const void *buf, size_t len, size_
     }
 }
 
+#elif WSR__WIN32
+/* Winsock (Windows Vista and later: WSAPoll). Link ws2_32 and bcrypt. */
+#ifndef WIN32_LEAN_AND_MEAN
+#  define WIN32_LEAN_AND_MEAN
+#endif
+#if !defined(_WIN32_WINNT) || _WIN32_WINNT < 0x0600
+#  undef _WIN32_WINNT
+#  define _WIN32_WINNT 0x0600
+#endif
+#include <winsock2.h>                /* before windows.h */
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <bcrypt.h>
+#include <time.h>
+#if defined(_MSC_VER)
+#  pragma comment(lib, "ws2_32")
+#  pragma comment(lib, "bcrypt")
+#endif
+#if WSR__TLS
+#  error "ws_reconnect.h: wss:// (WSR_USE_MBEDTLS) is not supported on Windows yet"
+#endif
+#ifndef BCRYPT_USE_SYSTEM_PREFERRED_RNG
+#  define BCRYPT_USE_SYSTEM_PREFERRED_RNG 0x00000002
+#endif
+#ifndef ERROR_SEM_TIMEOUT
+#  define ERROR_SEM_TIMEOUT 121L
+#endif
+
+/* A SOCKET is an unsigned pointer-sized handle; INVALID_SOCKET is ~0, the
+   same value as WSR_INVALID_SOCKET. */
+typedef SOCKET wsr__sock;
+#define WSR__NO_SOCK INVALID_SOCKET
+typedef WSAPOLLFD wsr__pollfd;
+#define wsr__sock_errno() ((int)WSAGetLastError())
+#define WSR__E_INTR WSAEINTR
+#define WSR__E_WOULDBLOCK(e) ((e) == WSAEWOULDBLOCK)
+/* A non-blocking connect says WSAEWOULDBLOCK, not EINPROGRESS. */
+#define WSR__E_INPROGRESS(e) ((e) == WSAEWOULDBLOCK || (e) == WSAEINPROGRESS || (e) == WSAEINTR)
+#define WSR__E_TIMEDOUT WSAETIMEDOUT
+#define WSR__E_CONNABORTED WSAECONNABORTED
+#define WSR__ERRNO_WORD "error"
+#define WSR__SHUT_WR SD_SEND
+
+/* Winsock is started by every client and server and stopped when each is
+   freed: WSAStartup and WSACleanup count the calls. */
+WSR__PRIVATE int wsr__net_start(void) {
+    WSADATA wd;
+    return WSAStartup(MAKEWORD(2, 2), &wd) == 0 ? 0 : -1;
+}
+WSR__PRIVATE void wsr__net_stop(void) { WSACleanup(); }
+WSR__PRIVATE void wsr__sock_close(wsr__sock s) { closesocket(s); }
+WSR__PRIVATE void wsr__sleep_ms(int ms) { if (ms > 0) Sleep((DWORD)ms); }
+/* WSAPoll fails (WSAEINVAL) when it has nothing to watch, so it cannot
+   sleep; an entry without a socket first in the array (the server's resting
+   listener) is left out rather than trusting WSAPoll to skip it. */
+WSR__PRIVATE int wsr__poll(wsr__pollfd *p, size_t n, int timeout_ms) {
+    int r;
+    if (n > 0 && p[0].fd == INVALID_SOCKET) { p[0].revents = 0; p++; n--; }
+    if (n == 0) { wsr__sleep_ms(timeout_ms < 0 ? 0x7FFFFFFF : timeout_ms); return 0; }
+    r = WSAPoll(p, (ULONG)n, timeout_ms);
+    return r == SOCKET_ERROR ? -1 : r;
+}
+/* SO_REUSEADDR on Windows lets another program steal the port; a restarted
+   server binds at once anyway. Exclusive use instead. */
+WSR__PRIVATE void wsr__sock_reuse(wsr__sock s) {
+    BOOL one = TRUE;
+    setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one, sizeof one);
+}
+
+WSR_API uint64_t wsr_now_ms(void) {
+    static LARGE_INTEGER freq;   /* the same value on every thread: a benign race */
+    LARGE_INTEGER c;
+    if (freq.QuadPart == 0 && !QueryPerformanceFrequency(&freq)) return (uint64_t)GetTickCount64();
+    QueryPerformanceCounter(&c);
+    return (uint64_t)(c.QuadPart / freq.QuadPart) * 1000u +
+           (uint64_t)(c.QuadPart % freq.QuadPart) * 1000u / (uint64_t)freq.QuadPart;
+}
+
+WSR__PRIVATE long long wsr__unix_time(void) { return (long long)time(NULL); }
+
+WSR__PRIVATE void wsr__os_random(void *buf, size_t n, void *user) {
+    unsigned char *p = (unsigned char *)buf;
+    (void)user;
+    while (n > 0) {
+        ULONG chunk = n > 0x10000000u ? 0x10000000u : (ULONG)n;
+        if (BCryptGenRandom(NULL, p, chunk, BCRYPT_USE_SYSTEM_PREFERRED_RNG) != 0) break;
+        p += chunk; n -= chunk;
+    }
+    WSR_ASSERT(n == 0 && "no OS random source (BCryptGenRandom)");
+}
+
+/* The Winsock error table (WSAGetLastError / GetLastError codes). The
+   texts are the library's own: FormatMessage has none for many WSAE codes
+   under wine, and the raw code stays in os_error. */
+typedef struct wsr__os_err { int os; wsr_err code; int transient; const char *name; } wsr__os_err;
+
+static const wsr__os_err wsr__errno_table[] = {
+    { WSAECONNREFUSED, WSR_ERR_REFUSED, 1, "WSAECONNREFUSED" },
+    { WSAECONNRESET, WSR_ERR_RESET, 1, "WSAECONNRESET" },
+    { WSAECONNABORTED, WSR_ERR_RESET, 1, "WSAECONNABORTED" },
+    { WSAESHUTDOWN, WSR_ERR_RESET, 1, "WSAESHUTDOWN" },
+    { WSAETIMEDOUT, WSR_ERR_TIMEOUT, 1, "WSAETIMEDOUT" },
+    { ERROR_SEM_TIMEOUT, WSR_ERR_TIMEOUT, 1, "ERROR_SEM_TIMEOUT" },
+    { WSAENETUNREACH, WSR_ERR_UNREACHABLE, 1, "WSAENETUNREACH" },
+    { WSAEHOSTUNREACH, WSR_ERR_UNREACHABLE, 1, "WSAEHOSTUNREACH" },
+    { WSAEHOSTDOWN, WSR_ERR_UNREACHABLE, 1, "WSAEHOSTDOWN" },
+    { WSAENETDOWN, WSR_ERR_NETWORK, 1, "WSAENETDOWN" },
+    { WSAENETRESET, WSR_ERR_NETWORK, 1, "WSAENETRESET" },
+    { WSAEADDRINUSE, WSR_ERR_ADDRESS, 1, "WSAEADDRINUSE" },
+    { WSAEADDRNOTAVAIL, WSR_ERR_ADDRESS, 1, "WSAEADDRNOTAVAIL" },
+    { WSAHOST_NOT_FOUND, WSR_ERR_DNS, 1, "WSAHOST_NOT_FOUND" },
+    { WSATRY_AGAIN, WSR_ERR_DNS, 1, "WSATRY_AGAIN" },
+    { WSANO_DATA, WSR_ERR_DNS, 1, "WSANO_DATA" },
+    { WSANO_RECOVERY, WSR_ERR_DNS, 1, "WSANO_RECOVERY" },
+    { WSAENOBUFS, WSR_ERR_NOMEM, 1, "WSAENOBUFS" },
+    { ERROR_NOT_ENOUGH_MEMORY, WSR_ERR_NOMEM, 1, "ERROR_NOT_ENOUGH_MEMORY" },
+    { WSAEMFILE, WSR_ERR_IO, 1, "WSAEMFILE" },
+    { WSAEACCES, WSR_ERR_IO, 0, "WSAEACCES" },
+    { WSANOTINITIALISED, WSR_ERR_IO, 0, "WSANOTINITIALISED" },
+    { WSAEAFNOSUPPORT, WSR_ERR_INVALID, 0, "WSAEAFNOSUPPORT" },
+    { WSAEINVAL, WSR_ERR_INVALID, 0, "WSAEINVAL" },
+    { WSAENOTSOCK, WSR_ERR_INVALID, 0, "WSAENOTSOCK" },
+};
+
+WSR__PRIVATE int wsr__sock_prepare(wsr__sock fd) {
+    u_long on = 1;
+    if (ioctlsocket(fd, FIONBIO, &on) != 0) return -1;
+    SetHandleInformation((HANDLE)fd, HANDLE_FLAG_INHERIT, 0);   /* close-on-exec */
+    return 0;
+}
+
+WSR__PRIVATE wsr_err wsr__sock_read(wsr__sock fd, void *buf, size_t cap, size_t *got, wsr_error *err) {
+    for (;;) {
+        int n = recv(fd, (char *)buf, (int)WSR__MIN(cap, (size_t)0x7FFFFFFF), 0), e;
+        if (n > 0) { *got = (size_t)n; return WSR_OK; }
+        *got = 0;
+        if (n == 0) {
+            wsr__error_set(err, WSR_ERR_EOF, 0, NULL);
+            err->transient = 1;
+            return WSR_ERR_EOF;
+        }
+        e = WSAGetLastError();
+        if (e == WSAEINTR) continue;
+        if (e == WSAEWOULDBLOCK) return WSR_ERR_AGAIN;
+        return wsr__os_error(err, e, "recv");
+    }
+}
+
+WSR__PRIVATE wsr_err wsr__sock_write(wsr__sock fd, const void *buf, size_t len, size_t *put, wsr_error *err) {
+    for (;;) {
+        int n = send(fd, (const char *)buf, (int)WSR__MIN(len, (size_t)0x7FFFFFFF), 0), e;
+        if (n >= 0) { *put = (size_t)n; return WSR_OK; }
+        *put = 0;
+        e = WSAGetLastError();
+        if (e == WSAEINTR) continue;
+        if (e == WSAEWOULDBLOCK) return WSR_ERR_AGAIN;
+        return wsr__os_error(err, e, "send");
+    }
+}
+#endif /* WSR__WIN32 */
+
+/* ---- Shared by both platforms ------------------------------------------- */
+
+/* Fills err for an errno value: the mapped code, the class, and a message
+   naming what we were doing, the errno symbol and its number. */
+WSR__PRIVATE wsr_err wsr__os_error(wsr_error *err, int os, const char *doing) {
+    size_t i;
+    for (i = 0; i < sizeof wsr__errno_table / sizeof wsr__errno_table[0]; i++) {
+        if (wsr__errno_table[i].os == os) {
+            const wsr__os_err *t = &wsr__errno_table[i];
+            wsr__error_set(err, t->code, os, "%s: %s (%s, " WSR__ERRNO_WORD " %d)", doing, wsr_strerror(t->code), t->name, os);
+            err->transient = t->transient;
+            return t->code;
+        }
+    }
+    /* Unknown errors are socket errors worth another try: failing for good
+       on a code we did not foresee would break the promise to stay up. */
+    wsr__error_set(err, WSR_ERR_IO, os, "%s: socket error (" WSR__ERRNO_WORD " %d)", doing, os);
+    err->transient = 1;
+    return WSR_ERR_IO;
+}
+
+/* getaddrinfo's own error codes. A name that does not resolve is transient:
+   DNS fails while a laptop wakes up or a VPN reconnects. */
+WSR__PRIVATE wsr_err wsr__gai_error(wsr_error *err, int gai, const char *host) {
+#if defined(EAI_SYSTEM)
+    if (gai == EAI_SYSTEM) return wsr__os_error(err, errno, "host name lookup");
+#endif
+    if (gai == EAI_MEMORY) {
+        wsr__error_set(err, WSR_ERR_NOMEM, 0, "out of memory resolving '%.80s'", host);
+        return WSR_ERR_NOMEM;
+    }
+    wsr__error_set(err, WSR_ERR_DNS, gai, "cannot resolve '%.80s': %s", host,
+                   gai == EAI_NONAME ? "no such host" : gai == EAI_AGAIN ? "temporary DNS failure" : "lookup failed");
+    err->transient = 1;
+    return WSR_ERR_DNS;
+}
+
 /* The built-in client transport: TCP to every address the name resolves
    to, in the order getaddrinfo gives, each with its share of the timeout. */
 typedef struct wsr__tcp {
-    int fd;
+    wsr__sock fd;
     int connected;
     int ka_idle_s, ka_interval_s, ka_count, user_timeout_ms;   /* from the client config */
     struct addrinfo *addrs, *next;   /* next: the address after the one being tried */
@@ -3667,8 +3860,8 @@ typedef struct wsr__tcp {
 
 WSR__PRIVATE void wsr__tcp_close(void *self) {
     wsr__tcp *t = (wsr__tcp *)self;
-    if (t->fd >= 0) close(t->fd);
-    t->fd = -1;
+    if (t->fd != WSR__NO_SOCK) wsr__sock_close(t->fd);
+    t->fd = WSR__NO_SOCK;
     t->connected = 0;
     if (t->addrs) freeaddrinfo(t->addrs);
     t->addrs = t->next = NULL;
@@ -3683,27 +3876,27 @@ WSR__PRIVATE void wsr__tcp_deadlines(wsr__tcp *t) {
     int v;
     if (t->ka_idle_s > 0) {
         v = 1;
-        setsockopt(t->fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v);
+        setsockopt(t->fd, SOL_SOCKET, SO_KEEPALIVE, (const char *)&v, sizeof v);
 #if defined(TCP_KEEPIDLE)
         v = t->ka_idle_s;
-        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof v);
+        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPIDLE, (const char *)&v, sizeof v);
 #elif defined(TCP_KEEPALIVE)
         v = t->ka_idle_s;
-        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPALIVE, &v, sizeof v);
+        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPALIVE, (const char *)&v, sizeof v);
 #endif
 #if defined(TCP_KEEPINTVL)
         v = t->ka_interval_s > 0 ? t->ka_interval_s : 10;
-        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof v);
+        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPINTVL, (const char *)&v, sizeof v);
 #endif
 #if defined(TCP_KEEPCNT)
         v = t->ka_count > 0 ? t->ka_count : 3;
-        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof v);
+        setsockopt(t->fd, IPPROTO_TCP, TCP_KEEPCNT, (const char *)&v, sizeof v);
 #endif
     }
 #if defined(TCP_USER_TIMEOUT)
     if (t->user_timeout_ms > 0) {
         unsigned int ut = (unsigned int)t->user_timeout_ms;
-        setsockopt(t->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+        setsockopt(t->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (const char *)&ut, sizeof ut);
     }
 #endif
 }
@@ -3715,23 +3908,24 @@ WSR__PRIVATE wsr_err wsr__tcp_try_next(wsr__tcp *t, uint64_t now, wsr_error *err
         struct addrinfo *ai = t->next;
         int one = 1;
         t->next = ai->ai_next;
-        if (t->fd >= 0) { close(t->fd); t->fd = -1; }
+        if (t->fd != WSR__NO_SOCK) { wsr__sock_close(t->fd); t->fd = WSR__NO_SOCK; }
         t->fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (t->fd < 0) { wsr__os_error(&t->last, errno, "socket"); continue; }
-        if (wsr__posix_prepare(t->fd) < 0) { wsr__os_error(&t->last, errno, "fcntl"); continue; }
+        if (t->fd == WSR__NO_SOCK) { wsr__os_error(&t->last, wsr__sock_errno(), "socket"); continue; }
+        if (wsr__sock_prepare(t->fd) < 0) { wsr__os_error(&t->last, wsr__sock_errno(), "fcntl"); continue; }
         /* Nagle's algorithm would hold small frames back for an ACK. */
-        setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
         wsr__tcp_deadlines(t);
         t->addr_deadline = now + (uint64_t)t->addr_timeout_ms;
-        if (connect(t->fd, ai->ai_addr, ai->ai_addrlen) == 0) { t->connected = 1; return WSR_OK; }
-        if (errno == EINPROGRESS || errno == EINTR) return WSR_OK;
+        if (connect(t->fd, ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0) { t->connected = 1; return WSR_OK; }
         {
+            int e = wsr__sock_errno();
             char doing[112];
+            if (WSR__E_INPROGRESS(e)) return WSR_OK;
             snprintf(doing, sizeof doing, "connect to %s", t->where);
-            wsr__os_error(&t->last, errno, doing);
+            wsr__os_error(&t->last, e, doing);
         }
     }
-    if (t->fd >= 0) { close(t->fd); t->fd = -1; }
+    if (t->fd != WSR__NO_SOCK) { wsr__sock_close(t->fd); t->fd = WSR__NO_SOCK; }
     *err = t->last;
     return err->code ? err->code : WSR_ERR_IO;
 }
@@ -3761,22 +3955,22 @@ WSR__PRIVATE wsr_err wsr__tcp_open(void *self, const char *host, int port, uint6
 
 WSR__PRIVATE wsr_err wsr__tcp_connect(void *self, uint64_t now, wsr_error *err) {
     wsr__tcp *t = (wsr__tcp *)self;
-    struct pollfd pfd;
+    wsr__pollfd pfd;
     int soerr = 0, r;
     socklen_t len = sizeof soerr;
     if (t->connected) return WSR_OK;
-    if (t->fd < 0) { *err = t->last; return err->code ? err->code : WSR_ERR_IO; }
+    if (t->fd == WSR__NO_SOCK) { *err = t->last; return err->code ? err->code : WSR_ERR_IO; }
     pfd.fd = t->fd;
     pfd.events = POLLOUT;
     pfd.revents = 0;
-    r = poll(&pfd, 1, 0);
+    r = wsr__poll(&pfd, 1, 0);
     if (r == 0) {
         if (now < t->addr_deadline) return WSR_ERR_AGAIN;
-        wsr__error_set(&t->last, WSR_ERR_TIMEOUT, ETIMEDOUT, "connect to %s timed out", t->where);
+        wsr__error_set(&t->last, WSR_ERR_TIMEOUT, WSR__E_TIMEDOUT, "connect to %s timed out", t->where);
         t->last.transient = 1;
     } else {
         /* Writable (or failed): SO_ERROR says which. */
-        if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
+        if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, (char *)&soerr, &len) < 0) soerr = wsr__sock_errno();
         if (soerr == 0) { t->connected = 1; return WSR_OK; }
         {
             char doing[112];
@@ -3790,43 +3984,43 @@ WSR__PRIVATE wsr_err wsr__tcp_connect(void *self, uint64_t now, wsr_error *err) 
 }
 
 WSR__PRIVATE wsr_err wsr__tcp_read(void *self, void *buf, size_t cap, size_t *got, wsr_error *err) {
-    return wsr__posix_read(((wsr__tcp *)self)->fd, buf, cap, got, err);
+    return wsr__sock_read(((wsr__tcp *)self)->fd, buf, cap, got, err);
 }
 
 WSR__PRIVATE wsr_err wsr__tcp_write(void *self, const void *buf, size_t len, size_t *put, wsr_error *err) {
-    return wsr__posix_write(((wsr__tcp *)self)->fd, buf, len, put, err);
+    return wsr__sock_write(((wsr__tcp *)self)->fd, buf, len, put, err);
 }
 
 WSR__PRIVATE uintptr_t wsr__tcp_socket(void *self) {
     wsr__tcp *t = (wsr__tcp *)self;
-    return t->fd >= 0 ? (uintptr_t)t->fd : WSR_INVALID_SOCKET;
+    return t->fd != WSR__NO_SOCK ? (uintptr_t)t->fd : WSR_INVALID_SOCKET;
 }
 
 WSR__PRIVATE int wsr__tcp_events(void *self) {
     wsr__tcp *t = (wsr__tcp *)self;
-    return t->fd >= 0 && !t->connected ? WSR_POLL_OUT : 0;
+    return t->fd != WSR__NO_SOCK && !t->connected ? WSR_POLL_OUT : 0;
 }
 
 /* While an address is being tried: when to give up on it for the next one. */
 WSR__PRIVATE uint64_t wsr__tcp_timer(void *self) {
     wsr__tcp *t = (wsr__tcp *)self;
-    return t->fd >= 0 && !t->connected ? t->addr_deadline : 0;
+    return t->fd != WSR__NO_SOCK && !t->connected ? t->addr_deadline : 0;
 }
 
 /* Waits for one socket (or just sleeps when there is none). Returns the
    WSR_POLL_* events seen; hang-up and error count as readable, so the
    next read reports what happened. */
 WSR__PRIVATE int wsr__wait_one(uintptr_t sock, int events, int timeout_ms) {
-    struct pollfd pfd;
+    wsr__pollfd pfd;
     int r;
     if (sock == WSR_INVALID_SOCKET) {
-        if (timeout_ms > 0) poll(NULL, 0, timeout_ms);
+        wsr__sleep_ms(timeout_ms);
         return 0;
     }
-    pfd.fd = (int)sock;
+    pfd.fd = (wsr__sock)sock;
     pfd.events = (short)(((events & WSR_POLL_IN) ? POLLIN : 0) | ((events & WSR_POLL_OUT) ? POLLOUT : 0));
     pfd.revents = 0;
-    r = poll(&pfd, 1, timeout_ms);
+    r = wsr__poll(&pfd, 1, timeout_ms);
     if (r <= 0) return 0;
     return ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) ? WSR_POLL_IN : 0) | ((pfd.revents & POLLOUT) ? WSR_POLL_OUT : 0);
 }
@@ -3991,7 +4185,7 @@ WSR__PRIVATE int wsr__tls_bio_send(void *ctx, const unsigned char *buf, size_t l
     wsr__tls_conn *c = (wsr__tls_conn *)ctx;
     size_t put = 0;
     wsr_err r = c->inner ? c->inner->write_fn(c->inner->self, buf, len, &put, &c->io_err)
-                         : wsr__posix_write(c->fd, buf, len, &put, &c->io_err);
+                         : wsr__sock_write(c->fd, buf, len, &put, &c->io_err);
     if (r == WSR_OK) return (int)put;
     if (r == WSR_ERR_AGAIN) { c->want = WSR_POLL_OUT; return MBEDTLS_ERR_SSL_WANT_WRITE; }
     return MBEDTLS_ERR_NET_SEND_FAILED;
@@ -4001,7 +4195,7 @@ WSR__PRIVATE int wsr__tls_bio_recv(void *ctx, unsigned char *buf, size_t len) {
     wsr__tls_conn *c = (wsr__tls_conn *)ctx;
     size_t got = 0;
     wsr_err r = c->inner ? c->inner->read_fn(c->inner->self, buf, len, &got, &c->io_err)
-                         : wsr__posix_read(c->fd, buf, len, &got, &c->io_err);
+                         : wsr__sock_read(c->fd, buf, len, &got, &c->io_err);
     if (r == WSR_OK) return (int)got;
     if (r == WSR_ERR_AGAIN) { c->want = WSR_POLL_IN; return MBEDTLS_ERR_SSL_WANT_READ; }
     if (r == WSR_ERR_EOF) return 0;
@@ -4222,7 +4416,7 @@ WSR__PRIVATE void wsr__tls_tr_free(void *state, const wsr_allocator *a) {
 }
 #endif /* WSR__TLS */
 
-#if !defined(WSR_NO_THREADS)
+#if WSR__POSIX && !defined(WSR_NO_THREADS)
 #include <pthread.h>
 /* What a client's background thread needs: the thread, a recursive lock
    (callbacks on the thread may call the locking API), and a pipe whose
@@ -4260,8 +4454,8 @@ WSR__PRIVATE wsr__thread *wsr__thread_new(const wsr_allocator *a) {
     if (pipe(fds) != 0) { wsr__free(a, t); return NULL; }
     t->wake_r = fds[0];
     t->wake_w = fds[1];
-    wsr__posix_prepare(t->wake_r);
-    wsr__posix_prepare(t->wake_w);
+    wsr__sock_prepare(t->wake_r);
+    wsr__sock_prepare(t->wake_w);
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&t->mu, &attr);
@@ -4309,8 +4503,106 @@ WSR__PRIVATE int wsr__thread_wait(wsr__thread *t, uintptr_t sock, int events, in
     if (n && (pfd[1].revents & POLLOUT)) out |= WSR_POLL_OUT;
     return out;
 }
+#elif WSR__WIN32 && !defined(WSR_NO_THREADS)
+/* The same runner on Win32 threads. A CRITICAL_SECTION is recursive. Pipes
+   cannot be polled with WSAPoll, so the wake-up is a UDP socket on
+   127.0.0.1 connected to itself: a datagram sent to it makes it readable. */
+typedef struct wsr__thread {
+    HANDLE h;
+    DWORD tid;
+    CRITICAL_SECTION mu;
+    SOCKET wake;
+    void *(*fn)(void *);
+    void *arg;
+    volatile LONG stop;
+    int running;
+} wsr__thread;
+
+WSR__PRIVATE void wsr__thread_lock(void *t) { EnterCriticalSection(&((wsr__thread *)t)->mu); }
+WSR__PRIVATE int wsr__thread_is_self(void *self) {
+    wsr__thread *t = (wsr__thread *)self;
+    return t->running && GetCurrentThreadId() == t->tid;
+}
+WSR__PRIVATE void wsr__thread_unlock(void *t) { LeaveCriticalSection(&((wsr__thread *)t)->mu); }
+/* A full socket buffer already holds a wake-up, so WSAEWOULDBLOCK is fine. */
+WSR__PRIVATE void wsr__thread_wake(void *self) {
+    wsr__thread *t = (wsr__thread *)self;
+    char b = 1;
+    if (wsr__thread_is_self(t)) return;
+    send(t->wake, &b, 1, 0);
+}
+
+WSR__PRIVATE wsr__thread *wsr__thread_new(const wsr_allocator *a) {
+    wsr__thread *t = (wsr__thread *)wsr__alloc(a, sizeof *t);
+    struct sockaddr_in sa;
+    int sl = (int)sizeof sa;
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    t->wake = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    if (t->wake == INVALID_SOCKET || bind(t->wake, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(t->wake, (struct sockaddr *)&sa, &sl) != 0 ||
+        connect(t->wake, (struct sockaddr *)&sa, sizeof sa) != 0 || wsr__sock_prepare(t->wake) != 0) {
+        if (t->wake != INVALID_SOCKET) closesocket(t->wake);
+        wsr__free(a, t);
+        return NULL;
+    }
+    InitializeCriticalSection(&t->mu);
+    return t;
+}
+
+WSR__PRIVATE void wsr__thread_free(wsr__thread *t, const wsr_allocator *a) {
+    closesocket(t->wake);
+    DeleteCriticalSection(&t->mu);
+    wsr__free(a, t);
+}
+
+WSR__PRIVATE DWORD WINAPI wsr__thread_entry(LPVOID arg) {
+    wsr__thread *t = (wsr__thread *)arg;
+    t->fn(t->arg);
+    return 0;
+}
+
+WSR__PRIVATE int wsr__thread_start(wsr__thread *t, void *(*fn)(void *), void *arg) {
+    t->fn = fn;
+    t->arg = arg;
+    t->running = 1;
+    t->h = CreateThread(NULL, 0, wsr__thread_entry, t, 0, &t->tid);
+    if (!t->h) { t->running = 0; return -1; }
+    return 0;
+}
+
+WSR__PRIVATE void wsr__thread_join(wsr__thread *t) {
+    if (t->running) { WaitForSingleObject(t->h, INFINITE); CloseHandle(t->h); }
+    t->running = 0;
+}
+
+/* WSAPoll on the client's socket and the wake-up socket. POLLERR/POLLHUP
+   are never asked for (Windows refuses them in events) but are reported:
+   they count as readable, so the next read says what happened. */
+WSR__PRIVATE int wsr__thread_wait(wsr__thread *t, uintptr_t sock, int events, int timeout_ms) {
+    WSAPOLLFD pfd[2];
+    int n = 0, r, out = 0;
+    char drain[64];
+    pfd[0].fd = t->wake;
+    pfd[0].events = POLLIN;
+    pfd[0].revents = 0;
+    if (sock != WSR_INVALID_SOCKET) {
+        pfd[1].fd = (SOCKET)sock;
+        pfd[1].events = (short)(((events & WSR_POLL_IN) ? POLLIN : 0) | ((events & WSR_POLL_OUT) ? POLLOUT : 0));
+        pfd[1].revents = 0;
+        n = 1;
+    }
+    r = WSAPoll(pfd, (ULONG)(1 + n), timeout_ms);
+    if (r <= 0) return 0;
+    if (pfd[0].revents) while (recv(t->wake, drain, sizeof drain, 0) > 0) {}
+    if (n && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) out |= WSR_POLL_IN;
+    if (n && (pfd[1].revents & POLLOUT)) out |= WSR_POLL_OUT;
+    return out;
+}
 #endif /* !WSR_NO_THREADS */
-#endif /* WSR__POSIX */
 
 /* ------------------------------------------------------------------------
    Drivers: the poll loop for clients and for the server
@@ -4333,6 +4625,7 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
     c = (wsr_client *)wsr__alloc(a, sizeof *c);
     if (!c) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); return NULL; }
     memset(c, 0, sizeof *c);
+    c->net_started = wsr__net_start() == 0;   /* WSAStartup on Windows; undone in wsr_client_free */
     c->cfg = *cfg;
     c->alloc = cfg->allocator;
     c->rand_fn = cfg->random_fn ? cfg->random_fn : wsr__os_random;
@@ -4386,7 +4679,7 @@ WSR_API wsr_client *wsr_client_new(const wsr_client_config *cfg, wsr_error *err)
         wsr__tcp *t = (wsr__tcp *)wsr__alloc(a, sizeof *t);
         if (!t) { wsr__error_set(err, WSR_ERR_NOMEM, 0, NULL); wsr_client_free(c); return NULL; }
         memset(t, 0, sizeof *t);
-        t->fd = -1;
+        t->fd = WSR__NO_SOCK;
         t->connect_timeout_ms = cfg->connect_timeout_ms;
         t->ka_idle_s = cfg->tcp_keepalive_idle_s;
         t->ka_interval_s = cfg->tcp_keepalive_interval_s;
@@ -4518,7 +4811,7 @@ WSR__PRIVATE wsr_err wsr__client_wait_for(wsr_client *c, int timeout_ms, int (*d
             if (spent >= (uint64_t)timeout_ms) return WSR_ERR_TIMEOUT;
             left = (int)WSR__MIN((uint64_t)left, (uint64_t)timeout_ms - spent);
         }
-        if (c->thread) wsr__wait_one(WSR_INVALID_SOCKET, 0, WSR__MIN(left, 5));
+        if (c->thread) wsr__sleep_ms(WSR__MIN(left, 5));
         else wsr_client_poll(c, left);
     }
 }
@@ -4571,6 +4864,7 @@ WSR_API void wsr_client_free(wsr_client *c) {
     wsr__free(&a, (void *)c->cfg.heartbeat_text);
     wsr__free(&a, (void *)c->cfg.heartbeat_reply);
     wsr__free(&a, c->host);
+    if (c->net_started) wsr__net_stop();
     wsr__free(&a, c);
 }
 
@@ -4604,7 +4898,7 @@ typedef enum { WSR__CONN_HANDSHAKE, WSR__CONN_OPEN, WSR__CONN_CLOSING, WSR__CONN
 
 struct wsr_conn {
     wsr_server *srv;
-    int fd;
+    wsr__sock fd;
     wsr__conn_state state;
     wsr_proto *proto;
     wsr__buf in;
@@ -4634,7 +4928,8 @@ struct wsr_conn {
 struct wsr_server {
     wsr_server_config cfg;
     wsr_allocator alloc;
-    int lfd;
+    wsr__sock lfd;
+    int net_started;              /* wsr__net_start succeeded: wsr__net_stop in wsr_server_free */
     int port;
     uint64_t now;                 /* the time of the current poll */
     uint64_t accept_paused_until; /* accept() failed for lack of descriptors: rest a moment */
@@ -4643,7 +4938,7 @@ struct wsr_server {
     int shutdown_dropped;         /* connections that had to be dropped meanwhile */
     wsr_conn **conns;
     size_t nconns, cap;
-    struct pollfd *pfds;
+    wsr__pollfd *pfds;
     size_t pfd_cap;
 #if WSR__TLS
     wsr__tls_ctx *tls;            /* serving wss://: certificate, key and settings */
@@ -4656,13 +4951,13 @@ WSR__PRIVATE wsr_err wsr__conn_io_read(wsr_conn *c, void *buf, size_t cap, size_
 #if WSR__TLS
     if (c->tls) return wsr__tls_read(c->tls, buf, cap, got, err);
 #endif
-    return wsr__posix_read(c->fd, buf, cap, got, err);
+    return wsr__sock_read(c->fd, buf, cap, got, err);
 }
 WSR__PRIVATE wsr_err wsr__conn_io_write(wsr_conn *c, const void *buf, size_t len, size_t *put, wsr_error *err) {
 #if WSR__TLS
     if (c->tls) return wsr__tls_write(c->tls, buf, len, put, err);
 #endif
-    return wsr__posix_write(c->fd, buf, len, put, err);
+    return wsr__sock_write(c->fd, buf, len, put, err);
 }
 /* Decrypted bytes held inside TLS, which poll() cannot see. */
 WSR__PRIVATE int wsr__conn_io_pending(const wsr_conn *c) {
@@ -4704,7 +4999,7 @@ WSR_API wsr_server *wsr_server_new(const wsr_server_config *cfg, wsr_error *err)
     wsr_server *s;
     struct addrinfo hints, *ai = NULL, *it;
     char service[8];
-    int gai, one = 1;
+    int gai;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     wsr_error e;
@@ -4718,7 +5013,8 @@ WSR_API wsr_server *wsr_server_new(const wsr_server_config *cfg, wsr_error *err)
     memset(s, 0, sizeof *s);
     s->cfg = *cfg;
     s->alloc = cfg->allocator;
-    s->lfd = -1;
+    s->lfd = WSR__NO_SOCK;
+    s->net_started = wsr__net_start() == 0;
     s->cfg.host = NULL;                    /* not kept: only used here */
     s->cfg.subprotocols = wsr__strdup(&s->alloc, cfg->subprotocols);
     if (cfg->tls.cert_file || cfg->tls.cert_pem) {
@@ -4743,18 +5039,17 @@ WSR_API wsr_server *wsr_server_new(const wsr_server_config *cfg, wsr_error *err)
     }
     for (it = ai; it; it = it->ai_next) {
         s->lfd = socket(it->ai_family, it->ai_socktype, it->ai_protocol);
-        if (s->lfd < 0) { wsr__os_error(&e, errno, "socket"); continue; }
-        /* Lets a restarted server bind at once while old connections sit in TIME_WAIT. */
-        setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (wsr__posix_prepare(s->lfd) == 0 && bind(s->lfd, it->ai_addr, it->ai_addrlen) == 0 &&
+        if (s->lfd == WSR__NO_SOCK) { wsr__os_error(&e, wsr__sock_errno(), "socket"); continue; }
+        wsr__sock_reuse(s->lfd);
+        if (wsr__sock_prepare(s->lfd) == 0 && bind(s->lfd, it->ai_addr, (socklen_t)it->ai_addrlen) == 0 &&
             listen(s->lfd, 128) == 0)
             break;
-        wsr__os_error(&e, errno, "bind/listen");
-        close(s->lfd);
-        s->lfd = -1;
+        wsr__os_error(&e, wsr__sock_errno(), "bind/listen");
+        wsr__sock_close(s->lfd);
+        s->lfd = WSR__NO_SOCK;
     }
     freeaddrinfo(ai);
-    if (s->lfd < 0) goto fail;
+    if (s->lfd == WSR__NO_SOCK) goto fail;
     if (getsockname(s->lfd, (struct sockaddr *)&ss, &sl) == 0)
         s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -4790,7 +5085,7 @@ WSR__PRIVATE void wsr__conn_tls_end(wsr_conn *c) {
 WSR__PRIVATE void wsr__conn_free(wsr_conn *c) {
     const wsr_allocator *a = &c->srv->alloc;
     wsr__conn_tls_end(c);
-    if (c->fd >= 0) close(c->fd);
+    if (c->fd != WSR__NO_SOCK) wsr__sock_close(c->fd);
     wsr_proto_free(c->proto);
     wsr__buf_free(&c->in, a);
     wsr__buf_free(&c->hs, a);
@@ -4809,7 +5104,7 @@ WSR__PRIVATE void wsr__conn_end(wsr_conn *c, const wsr_error *why) {
     c->state = WSR__CONN_DEAD;
     if (s->shutting_down && was_open && why && why->code == WSR_ERR_TIMEOUT) s->shutdown_dropped++;
     wsr__conn_tls_end(c);
-    if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+    if (c->fd != WSR__NO_SOCK) { wsr__sock_close(c->fd); c->fd = WSR__NO_SOCK; }
     wsr__log(s->cfg.log_fn, s->cfg.user, WSR_LOG_INFO, "connection %s ended: %s", c->path ? c->path : "(handshake)", c->error.message);
     if (was_open && s->cfg.on_close) s->cfg.on_close(c, &c->error, s->cfg.user);
     else if (!was_open && c->error.code != WSR_OK && s->cfg.on_error) s->cfg.on_error(s, c, &c->error, s->cfg.user);
@@ -4866,7 +5161,7 @@ WSR__PRIVATE int wsr__conn_write(wsr_conn *c) {
             c->tls->handshake_done = 0;
         }
 #endif
-        shutdown(c->fd, SHUT_WR);
+        shutdown(c->fd, WSR__SHUT_WR);
         c->lingering = 1;
         c->deadline = c->srv->now + 1000;
         return 1;
@@ -4989,7 +5284,7 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
     if (c->lingering) {
         char sink[4096];
         size_t got;
-        while (wsr__posix_read(c->fd, sink, sizeof sink, &got, &e) == WSR_OK) {}
+        while (wsr__sock_read(c->fd, sink, sizeof sink, &got, &e) == WSR_OK) {}
         if (e.code != WSR_OK) wsr__conn_end(c, NULL);    /* EOF or an error: the client is gone */
         return;
     }
@@ -5060,30 +5355,32 @@ WSR__PRIVATE int wsr__conn_tls_step(wsr_conn *c) {
 WSR__PRIVATE void wsr__server_accept(wsr_server *s, uint64_t now) {
     for (;;) {
         wsr_conn *c;
-        int one = 1, fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0) {
+        int one = 1, en;
+        wsr__sock fd = accept(s->lfd, NULL, NULL);
+        if (fd == WSR__NO_SOCK) {
             wsr_error e;
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return;
+            en = wsr__sock_errno();
+            if (en == WSR__E_INTR) continue;
+            if (WSR__E_WOULDBLOCK(en) || en == WSR__E_CONNABORTED) return;
             /* Out of descriptors (EMFILE, ENFILE) or memory: the pending
                connection stays pending, and poll would report it again at
                once; rest the listener a moment instead of spinning. */
-            wsr__os_error(&e, errno, "accept");
+            wsr__os_error(&e, en, "accept");
             s->accept_paused_until = now + 100;
             if (s->cfg.on_error) s->cfg.on_error(s, NULL, &e, s->cfg.user);
             return;
         }
-        if (wsr__posix_prepare(fd) < 0) { close(fd); continue; }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (wsr__sock_prepare(fd) < 0) { wsr__sock_close(fd); continue; }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
         if (s->nconns == s->cap) {
             size_t cap = s->cap ? s->cap * 2 : 16;
             wsr_conn **n = (wsr_conn **)wsr__realloc(&s->alloc, s->conns, s->cap * sizeof *n, cap * sizeof *n);
-            if (!n) { close(fd); continue; }
+            if (!n) { wsr__sock_close(fd); continue; }
             s->conns = n;
             s->cap = cap;
         }
         c = (wsr_conn *)wsr__alloc(&s->alloc, sizeof *c);
-        if (!c) { close(fd); continue; }
+        if (!c) { wsr__sock_close(fd); continue; }
         memset(c, 0, sizeof *c);
         c->srv = s;
         c->fd = fd;
@@ -5179,15 +5476,15 @@ WSR__PRIVATE wsr_err wsr__server_poll(wsr_server *s, int timeout_ms) {
     uint64_t now, next = 0;
     if (s->pfd_cap < s->nconns + 1) {
         size_t cap = (s->nconns + 1) * 2;
-        struct pollfd *p = (struct pollfd *)wsr__realloc(&s->alloc, s->pfds, s->pfd_cap * sizeof *p, cap * sizeof *p);
+        wsr__pollfd *p = (wsr__pollfd *)wsr__realloc(&s->alloc, s->pfds, s->pfd_cap * sizeof *p, cap * sizeof *p);
         if (!p) return WSR_ERR_NOMEM;
         s->pfds = p;
         s->pfd_cap = cap;
     }
     now = wsr_now_ms();
-    /* Slot 0 is the listener (-1, which poll skips, once shut down or while
-       resting); slot i+1 is conns[i]. */
-    s->pfds[0].fd = now < s->accept_paused_until ? -1 : s->lfd;
+    /* Slot 0 is the listener (no socket, which wsr__poll skips, once shut
+       down or while resting); slot i+1 is conns[i]. */
+    s->pfds[0].fd = now < s->accept_paused_until ? WSR__NO_SOCK : s->lfd;
     s->pfds[0].events = POLLIN;
     s->pfds[0].revents = 0;
     if (s->accept_paused_until > now) next = s->accept_paused_until;
@@ -5210,11 +5507,11 @@ WSR__PRIVATE wsr_err wsr__server_poll(wsr_server *s, int timeout_ms) {
         int t = next <= now ? 0 : (int)WSR__MIN(next - now, (uint64_t)0x7FFFFFFF);
         if (timeout_ms < 0 || t < timeout_ms) timeout_ms = t;
     }
-    r = poll(s->pfds, (nfds_t)(n + 1), timeout_ms);
+    r = wsr__poll(s->pfds, n + 1, timeout_ms);
     s->now = now = wsr_now_ms();
-    if (r < 0 && errno != EINTR) {
+    if (r < 0 && wsr__sock_errno() != WSR__E_INTR) {
         wsr_error e;
-        return wsr__os_error(&e, errno, "poll");
+        return wsr__os_error(&e, wsr__sock_errno(), "poll");
     }
     for (i = 0; i < n; i++) {          /* (revents are 0 after a timeout) */
         wsr_conn *c = s->conns[i];
@@ -5222,7 +5519,7 @@ WSR__PRIVATE wsr_err wsr__server_poll(wsr_server *s, int timeout_ms) {
         if (c->state == WSR__CONN_DEAD) continue;
         if ((re & (POLLIN | POLLHUP | POLLERR)) || wsr__conn_io_pending(c)) wsr__conn_read(c);
     }
-    if (r > 0 && s->lfd >= 0 && (s->pfds[0].revents & POLLIN)) wsr__server_accept(s, now);
+    if (r > 0 && s->lfd != WSR__NO_SOCK && (s->pfds[0].revents & POLLIN)) wsr__server_accept(s, now);
     /* Timers, then write everything pending (replies queued while reading,
        sends from callbacks, pings). */
     for (i = 0; i < s->nconns; i++) {
@@ -5261,7 +5558,7 @@ WSR_API wsr_err wsr_server_shutdown(wsr_server *s, int timeout_ms) {
     uint64_t until;
     size_t i;
     if (!s) return WSR_ERR_INVALID;
-    if (s->lfd >= 0) { close(s->lfd); s->lfd = -1; }     /* no newcomers */
+    if (s->lfd != WSR__NO_SOCK) { wsr__sock_close(s->lfd); s->lfd = WSR__NO_SOCK; }     /* no newcomers */
     for (i = 0; i < s->nconns; i++) {
         wsr_conn *c = s->conns[i];
         if (c->state == WSR__CONN_OPEN) {
@@ -5300,7 +5597,8 @@ WSR_API void wsr_server_free(wsr_server *s) {
     size_t i;
     if (!s) return;
     for (i = 0; i < s->nconns; i++) wsr__conn_free(s->conns[i]);
-    if (s->lfd >= 0) close(s->lfd);
+    if (s->lfd != WSR__NO_SOCK) wsr__sock_close(s->lfd);
+    if (s->net_started) wsr__net_stop();
     wsr__free(&s->alloc, s->conns);
     wsr__free(&s->alloc, s->pfds);
     wsr__free(&s->alloc, (void *)s->cfg.subprotocols);

@@ -7,13 +7,7 @@
 #include "ws_reconnect.h"
 #include "wsr_test.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include "wsr_test_sock.h"
 
 /* Deadlines are generous upper bounds (a passing run takes a fraction of
    them); WSR_TEST_TIME_SCALE stretches them for valgrind. */
@@ -698,7 +692,7 @@ TEST(connection_refused) {
     CHECK_EQ_INT(cr.closes, 1);
     CHECK_EQ_INT(cr.opens, 0);
     CHECK_EQ_INT(cr.why.code, WSR_ERR_REFUSED);
-    CHECK_EQ_INT(cr.why.os_error, ECONNREFUSED);
+    CHECK_EQ_INT(cr.why.os_error, OS_ECONNREFUSED);
     CHECK_EQ_INT(cr.why.transient, 1);
     CHECK_EQ_INT(cr.why.close_code, 1006);
     CHECK(cr.why.message[0] != '\0');

@@ -12,16 +12,9 @@
 #include "wsr_test.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
+#include "wsr_test_sock.h"
 #include <pthread.h>
 #include <time.h>
-#include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 /* Deadlines are generous upper bounds; WSR_TEST_TIME_SCALE stretches them
    (not the timing bounds under test) for valgrind. */

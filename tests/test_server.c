@@ -14,13 +14,7 @@
 #include "ws_reconnect.h"
 #include "wsr_test.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include "wsr_test_sock.h"
 
 static int time_scale(void) {
     const char *s = getenv("WSR_TEST_TIME_SCALE");

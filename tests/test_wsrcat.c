@@ -6,8 +6,11 @@
    collected without blocking. Its peer is in this process, polled from the
    test's loop: a wsr_server (echo), our wsr_client (for server mode), or a
    raw TCP server of our own that answers the upgrade by hand (to see the
-   request headers, or to refuse with 401). One case puts build/tools/wsr-chaos
-   between wsrcat and the server to reset the connection.
+   request headers, or to refuse with 401). The last cases put
+   build/tools/wsr-chaos between wsrcat and the server, one per fault it
+   injects (reset, close, stall, delay, split, bandwidth, refuse, and close
+   with -n), driven through its stdin: each command is written and its
+   "ok CMD" line waited for.
 
    TLS (wss://): wsrcat is built with WSR_USE_MBEDTLS, and so is this file
    (its in-process servers serve wss:// with tls.cert_file/key_file). The
@@ -1589,6 +1592,361 @@ TEST(client_through_chaos_reset_reconnects) {
     proc_free(&x);
     world_clear();
     srv_stop(&v);
+}
+
+/* ---- wsrcat through wsr-chaos: one case per fault ------------------------------------- */
+
+/* The rig: our echo server, the proxy in front of it (a child, driven
+   through its stdin), and wsrcat pointed at the proxy. Static in each test
+   (the loop keeps a pointer to its server). The proxy runs without -q, so
+   a failure's dump shows its event lines. */
+typedef struct chaos_rig {
+    srv v;
+    proc x, p;
+    int xport;
+    uint64_t t_cmd;              /* when the last command was written */
+} chaos_rig;
+
+static void chaos_rig_dump(chaos_rig *r) {
+    proc_dump("wsrcat", &r->p);
+    proc_dump("wsr-chaos", &r->x);
+}
+
+/* Stops both children by their PIDs (quit first, then proc_free's SIGKILL
+   and waitpid whatever happened) and the server. Safe after a failed start. */
+static void chaos_rig_stop(chaos_rig *r) {
+    if (r->x.pid > 0 && !r->x.reaped && proc_write(&r->x, "quit\n")) wait_exit(&r->x, 1000);
+    proc_free(&r->p);
+    proc_free(&r->x);
+    world_clear();
+    if (r->v.s) srv_stop(&r->v);
+}
+
+/* Starts the server, the proxy, then `wsrcat OPTS... ws://127.0.0.1:PROXY/chaos`. */
+static int chaos_rig_start(chaos_rig *r, const char *const *opts) {
+    char target[32], url[64];
+    const char *xargs[3], *args[16];
+    int n = 0;
+    memset(r, 0, sizeof *r);
+    r->x.in = r->x.out = r->x.err = -1;       /* not started: chaos_rig_stop closes nothing of ours */
+    r->p.in = r->p.out = r->p.err = -1;
+    if (!srv_start(&r->v, 0)) return 0;
+    w_srv = &r->v;
+    snprintf(target, sizeof target, "127.0.0.1:%d", r->v.port);
+    xargs[0] = "-t";
+    xargs[1] = target;
+    xargs[2] = NULL;
+    if (!proc_start(&r->x, chaos_bin(), xargs)) return 0;
+    WAIT_UNTIL((r->xport = listening_port(&r->x)) > 0, 3000);
+    if (!waited) { printf("  wsr-chaos did not say where it listens\n"); proc_dump("wsr-chaos", &r->x); return 0; }
+    url_for(url, sizeof url, r->xport, "/chaos");
+    while (opts && *opts && n < 14) args[n++] = *opts++;
+    args[n++] = url;
+    args[n] = NULL;
+    return proc_start(&r->p, wsrcat_bin(), args);
+}
+
+/* Writes CMD to the proxy and waits for its "ok CMD" line (looked for in
+   what it printed after the write, so a repeated command waits again). */
+static int chaos_rig_cmd(chaos_rig *r, const char *cmd) {
+    char line[128], want[140];
+    size_t from;
+    proc_read(&r->x);
+    from = r->x.o.len;
+    snprintf(line, sizeof line, "%s\n", cmd);
+    snprintf(want, sizeof want, "ok %s\n", cmd);
+    r->t_cmd = wsr_now_ms();
+    if (!proc_write(&r->x, line)) { printf("  cannot write '%s' to wsr-chaos\n", cmd); return 0; }
+    WAIT_UNTIL(r->x.o.len >= from && strstr(proc_stdout(&r->x) + from, want) != NULL, 2000);
+    if (!waited) printf("  wsr-chaos did not answer 'ok %s'\n", cmd);
+    return waited;
+}
+
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    size_t len = strlen(needle);
+    while ((hay = strstr(hay, needle)) != NULL) { n++; hay += len; }
+    return n;
+}
+
+/* The data of every text message event in -j output, each followed by
+   '\n' (our lines need no JSON escapes). */
+static void json_texts(const char *out, char *buf, size_t cap) {
+    static const char key[] = "{\"event\":\"message\",\"type\":\"text\",\"data\":\"";
+    size_t len = 0;
+    buf[0] = '\0';
+    while ((out = strstr(out, key)) != NULL) {
+        const char *end;
+        out += sizeof key - 1;
+        if (!(end = strstr(out, "\"}\n"))) break;
+        if (len + (size_t)(end - out) + 2 > cap) break;
+        memcpy(buf + len, out, (size_t)(end - out));
+        len += (size_t)(end - out);
+        buf[len++] = '\n';
+        buf[len] = '\0';
+        out = end;
+    }
+}
+
+/* Where needle first occurs in hay at or after `after`; -1 if it does not. */
+static long pos_of(const char *hay, const char *needle, long after) {
+    const char *s;
+    if (after < 0 || (size_t)after > strlen(hay)) return -1;
+    s = strstr(hay + after, needle);
+    return s ? (long)(s - hay) : -1;
+}
+
+/* `close`: the proxy ends the link with a FIN both ways. wsrcat (-v) logs
+   the ending (1006, the peer closed without a close frame) and the
+   reconnect; the lines typed during the outage (the backoff wait, 150..300
+   ms here) wait in the queue and arrive once, in order, after it. */
+TEST(client_through_chaos_close_fin_reconnects_and_delivers_queued_lines) {
+    static chaos_rig r;
+    static const char *const opts[] = { "-v", "--backoff", "300:600", NULL };
+    const char *err;
+    long ended, again, reopened;
+    if (!chaos_rig_start(&r, opts)) { CHECK(0); chaos_rig_stop(&r); return; }
+    CHECK(proc_write(&r.p, "one\n"));
+    WAIT_UNTIL(strcmp(proc_stdout(&r.p), "one\n") == 0, 3000);
+    CHECK(waited);
+    CHECK(chaos_rig_cmd(&r, "close"));
+    WAIT_UNTIL(strstr(proc_stderr(&r.p), "reconnect attempt 1 in ") != NULL, 3000);
+    CHECK(waited);
+    CHECK(proc_write(&r.p, "two\nthree\nfour\n"));          /* during the outage */
+    WAIT_UNTIL(strcmp(proc_stdout(&r.p), "one\ntwo\nthree\nfour\n") == 0, 3000);
+    CHECK(waited);
+    err = proc_stderr(&r.p);
+    ended = pos_of(err, "connection ended: connection closed by peer without a close frame (close code 1006)", 0);
+    again = pos_of(err, "reconnect attempt 1 in ", ended);
+    reopened = pos_of(err, "open; 3 queued message(s) go out first", again);   /* they waited for it */
+    CHECK(ended >= 0);
+    CHECK(again > ended);
+    CHECK(reopened > again);
+    CHECK_EQ_INT(count_of(err, "reconnect attempt"), 1);
+    CHECK_EQ_INT(r.v.opens, 2);
+    proc_close_stdin(&r.p);
+    CHECK_EQ_INT(wait_exit(&r.p, 3000), 0);
+    CHECK_EQ_STR(proc_stdout(&r.p), "one\ntwo\nthree\nfour\n");   /* once each, in order */
+    CHECK_EQ_INT(r.v.messages, 4);
+    if (!waited || reopened < 0 || r.v.opens != 2) chaos_rig_dump(&r);
+    chaos_rig_stop(&r);
+}
+
+/* `stall`: the link stays up but nothing moves. With --ping-interval 200
+   --pong-timeout 300 the keepalive finds it dead within ~500 ms (a ping
+   after 200 ms of silence, 300 ms for an answer): -j shows the close (1006,
+   the keepalive's timeout) and a reconnecting event. The new connection
+   stalls in its upgrade (the proxy stalls it too), so a line typed then
+   waits; after `resume` it arrives, and so do new lines. */
+TEST(client_through_chaos_stall_keepalive_finds_dead_link) {
+    static chaos_rig r;
+    static const char *const opts[] = { "-j", "--ping-interval", "200", "--pong-timeout", "300", "--backoff", "50:100",
+                                        NULL };
+    char texts[256];
+    const char *out, *close_ev;
+    uint64_t t_stall, found;
+    if (!chaos_rig_start(&r, opts)) { CHECK(0); chaos_rig_stop(&r); return; }
+    CHECK(proc_write(&r.p, "one\n"));
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "\"data\":\"one\"}\n") != NULL, 3000);
+    CHECK(waited);
+    CHECK(chaos_rig_cmd(&r, "stall"));
+    t_stall = r.t_cmd;
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "{\"event\":\"close\",") != NULL, 3000);
+    found = wsr_now_ms() - t_stall;
+    CHECK(waited);
+    if (found < 250 || found > 700) printf("  the stall was found after %llu ms, want ~300..500\n",
+                                           (unsigned long long)found);
+    CHECK(found >= 250 && found <= 700);
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "{\"event\":\"reconnecting\",\"attempt\":1,\"delay_ms\":") != NULL, 2000);
+    CHECK(waited);
+    out = proc_stdout(&r.p);
+    close_ev = strstr(out, "{\"event\":\"close\",");
+    {
+        static const char head[] = "{\"event\":\"close\",\"code\":1006,\"reason\":\"\",\"error\":\"no answer to the "
+                                   "keepalive within ";
+        CHECK(close_ev && strncmp(close_ev, head, sizeof head - 1) == 0);
+    }
+    CHECK(close_ev && strstr(close_ev, "\"http_status\":0}\n{\"event\":\"reconnecting\",\"attempt\":1,") != NULL);
+
+    CHECK(proc_write(&r.p, "two\n"));           /* the new link is stalled in its upgrade: it waits */
+    pump_for(300);
+    CHECK(strstr(proc_stdout(&r.p), "\"data\":\"two\"") == NULL);
+    CHECK_EQ_INT(count_of(proc_stdout(&r.p), "{\"event\":\"open\","), 1);
+    CHECK(chaos_rig_cmd(&r, "resume"));
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "\"data\":\"two\"}\n") != NULL, 3000);
+    CHECK(waited);
+    CHECK(proc_write(&r.p, "three\n"));
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "\"data\":\"three\"}\n") != NULL, 3000);
+    CHECK(waited);
+    proc_close_stdin(&r.p);
+    CHECK_EQ_INT(wait_exit(&r.p, 3000), 0);
+    out = proc_stdout(&r.p);
+    json_texts(out, texts, sizeof texts);
+    CHECK_EQ_STR(texts, "one\ntwo\nthree\n");
+    CHECK_EQ_INT(count_of(out, "{\"event\":\"open\","), 2);
+    CHECK_EQ_INT(count_of(out, "{\"event\":\"reconnecting\","), 1);
+    CHECK(strstr(out, "{\"event\":\"end\",\"exit_code\":0,") != NULL);
+    if (!waited || strcmp(texts, "one\ntwo\nthree\n") != 0) chaos_rig_dump(&r);
+    chaos_rig_stop(&r);
+}
+
+/* `delay 100`: every chunk waits 100 ms each way. The lines still echo, in
+   order, none lost, on the one connection (the delay is seen: >= 200 ms). */
+TEST(client_through_chaos_delay_lines_echo_in_order) {
+    static chaos_rig r;
+    static const char *const opts[] = { "-v", NULL };
+    static const char lines[] = "d1\nd2\nd3\nd4\nd5\nd6\n";
+    uint64_t t0, took;
+    if (!chaos_rig_start(&r, opts)) { CHECK(0); chaos_rig_stop(&r); return; }
+    CHECK(chaos_rig_cmd(&r, "delay 100"));
+    t0 = wsr_now_ms();
+    CHECK(proc_write(&r.p, "d1\nd2\nd3\n"));
+    pump_for(30);
+    CHECK(proc_write(&r.p, "d4\n"));
+    pump_for(30);
+    CHECK(proc_write(&r.p, "d5\nd6\n"));
+    WAIT_UNTIL(strcmp(proc_stdout(&r.p), lines) == 0, 3000);
+    took = wsr_now_ms() - t0;
+    CHECK(waited);
+    CHECK(took >= 200);          /* the upgrade too went through the delay; the first echo alone is >= 200 ms */
+    proc_close_stdin(&r.p);
+    CHECK_EQ_INT(wait_exit(&r.p, 3000), 0);
+    CHECK_EQ_STR(proc_stdout(&r.p), lines);
+    CHECK_EQ_INT(r.v.opens, 1);
+    CHECK_EQ_INT(r.v.messages, 6);
+    CHECK(strstr(proc_stderr(&r.p), "reconnect attempt") == NULL);
+    if (!waited || r.v.opens != 1) chaos_rig_dump(&r);
+    chaos_rig_stop(&r);
+}
+
+/* `split`: the proxy writes one byte at a time, both ways, so every frame
+   (and the upgrade) comes in pieces. -j shows each line come back as one
+   whole message, a long one and a UTF-8 one included. */
+TEST(client_through_chaos_split_lines_echo_whole) {
+    static chaos_rig r;
+    static const char *const opts[] = { "-j", NULL };
+    char lines[1024], texts[1024], *q;
+    int k;
+    q = lines;
+    q += sprintf(q, "short\n");
+    for (k = 0; k < 300; k++) *q++ = (char)('a' + k % 26);      /* > 125 bytes: a 16-bit length */
+    q += sprintf(q, "\n\xce\xb3\xce\xac\xce\xbc\xce\xbc\xce\xb1 split\nlast one\n");
+    if (!chaos_rig_start(&r, opts)) { CHECK(0); chaos_rig_stop(&r); return; }
+    CHECK(chaos_rig_cmd(&r, "split"));
+    CHECK(proc_write(&r.p, lines));
+    WAIT_UNTIL((json_texts(proc_stdout(&r.p), texts, sizeof texts), strcmp(texts, lines) == 0), 3000);
+    CHECK(waited);
+    proc_close_stdin(&r.p);
+    CHECK_EQ_INT(wait_exit(&r.p, 3000), 0);
+    json_texts(proc_stdout(&r.p), texts, sizeof texts);
+    CHECK_EQ_STR(texts, lines);
+    CHECK_EQ_INT(count_of(proc_stdout(&r.p), "{\"event\":\"message\","), 4);
+    CHECK_EQ_INT(count_of(proc_stdout(&r.p), "{\"event\":\"open\","), 1);
+    CHECK_EQ_INT(r.v.messages, 4);
+    if (!waited) chaos_rig_dump(&r);
+    chaos_rig_stop(&r);
+}
+
+/* `bandwidth 20000`: a 6000-byte line at 20 kB/s each way takes >= ~0.6 s
+   there and back, and still arrives whole (a pattern that shows a lost,
+   doubled or moved byte); nothing else happens to the link. */
+TEST(client_through_chaos_bandwidth_long_line_arrives_whole) {
+    static chaos_rig r;
+    static const char *const opts[] = { "-v", NULL };
+    enum { LONG = 6000 };
+    static char line[LONG + 2];
+    uint64_t t0, took;
+    int k;
+    for (k = 0; k < LONG; k++) line[k] = (char)('!' + (k * 7 + k / 94) % 94);
+    line[LONG] = '\n';
+    line[LONG + 1] = '\0';
+    if (!chaos_rig_start(&r, opts)) { CHECK(0); chaos_rig_stop(&r); return; }
+    CHECK(proc_write(&r.p, "warm-up\n"));        /* the upgrade is done before the limit */
+    WAIT_UNTIL(strcmp(proc_stdout(&r.p), "warm-up\n") == 0, 3000);
+    CHECK(waited);
+    CHECK(chaos_rig_cmd(&r, "bandwidth 20000"));
+    t0 = wsr_now_ms();
+    CHECK(proc_write(&r.p, line));
+    WAIT_UNTIL(strlen(proc_stdout(&r.p)) >= 8 + LONG + 1, 5000);
+    took = wsr_now_ms() - t0;
+    CHECK(waited);
+    CHECK(strncmp(proc_stdout(&r.p), "warm-up\n", 8) == 0 && strcmp(proc_stdout(&r.p) + 8, line) == 0);
+    if (took < 450) printf("  6000 bytes both ways at 20000 B/s took %llu ms\n", (unsigned long long)took);
+    CHECK(took >= 450);
+    proc_close_stdin(&r.p);
+    CHECK_EQ_INT(wait_exit(&r.p, 3000), 0);
+    CHECK_EQ_INT(r.v.opens, 1);
+    CHECK_EQ_INT(r.v.messages, 2);
+    CHECK(strstr(proc_stderr(&r.p), "reconnect attempt") == NULL);
+    if (!waited) chaos_rig_dump(&r);
+    chaos_rig_stop(&r);
+}
+
+/* `refuse`: every new connection is reset at once. After a `reset` drops
+   the link, -j shows the failed attempts (close events, 1006, connection
+   reset) each followed by a reconnecting event with the next attempt's
+   number, and no open; the server hears of none of them. Lines typed then
+   wait; after `accept` the next attempt opens and they arrive, in order. */
+TEST(client_through_chaos_refuse_then_accept_delivers_queued_lines) {
+    static chaos_rig r;
+    static const char *const opts[] = { "-j", "--backoff", "50:100", NULL };
+    char texts[256];
+    const char *out;
+    if (!chaos_rig_start(&r, opts)) { CHECK(0); chaos_rig_stop(&r); return; }
+    CHECK(proc_write(&r.p, "one\n"));
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "\"data\":\"one\"}\n") != NULL, 3000);
+    CHECK(waited);
+    CHECK(chaos_rig_cmd(&r, "refuse 10000"));
+    CHECK(chaos_rig_cmd(&r, "reset"));
+    CHECK(proc_write(&r.p, "two\nthree\n"));
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "{\"event\":\"reconnecting\",\"attempt\":4,") != NULL, 3000);
+    CHECK(waited);
+    out = proc_stdout(&r.p);
+    CHECK(strstr(out, "{\"event\":\"reconnecting\",\"attempt\":2,") != NULL);
+    CHECK(strstr(out, "{\"event\":\"reconnecting\",\"attempt\":3,") != NULL);
+    CHECK(count_of(out, "{\"event\":\"close\",\"code\":1006,") >= 4);      /* the reset, then 3 refused attempts */
+    CHECK(count_of(out, "connection reset by peer (ECONNRESET") >= 4);
+    CHECK_EQ_INT(count_of(out, "{\"event\":\"close\","), count_of(out, "{\"event\":\"close\",\"code\":1006,"));
+    CHECK_EQ_INT(count_of(out, "{\"event\":\"open\","), 1);
+    CHECK(strstr(out, "\"data\":\"two\"") == NULL);
+    CHECK_EQ_INT(r.v.opens, 1);
+    CHECK(chaos_rig_cmd(&r, "accept"));
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "\"data\":\"three\"}\n") != NULL, 3000);
+    CHECK(waited);
+    proc_close_stdin(&r.p);
+    CHECK_EQ_INT(wait_exit(&r.p, 3000), 0);
+    out = proc_stdout(&r.p);
+    json_texts(out, texts, sizeof texts);
+    CHECK_EQ_STR(texts, "one\ntwo\nthree\n");
+    CHECK_EQ_INT(count_of(out, "{\"event\":\"open\","), 2);
+    CHECK_EQ_INT(r.v.opens, 2);
+    CHECK(strstr(out, "{\"event\":\"end\",\"exit_code\":0,") != NULL);
+    if (!waited || strcmp(texts, "one\ntwo\nthree\n") != 0) chaos_rig_dump(&r);
+    chaos_rig_stop(&r);
+}
+
+/* -n (no reconnect) and `close`: the link dropping ends wsrcat with status 3
+   (--help: "the connection ended from the other side"), saying why on
+   stderr; -j's last events are the close (1006) and the end; no retry. */
+TEST(client_through_chaos_close_with_no_reconnect_exits_3) {
+    static chaos_rig r;
+    static const char *const opts[] = { "-n", "-j", "-v", NULL };
+    const char *out;
+    if (!chaos_rig_start(&r, opts)) { CHECK(0); chaos_rig_stop(&r); return; }
+    CHECK(proc_write(&r.p, "one\n"));          /* stdin stays open: the drop alone ends it */
+    WAIT_UNTIL(strstr(proc_stdout(&r.p), "\"data\":\"one\"}\n") != NULL, 3000);
+    CHECK(waited);
+    CHECK(chaos_rig_cmd(&r, "close"));
+    CHECK_EQ_INT(wait_exit(&r.p, 3000), 3);
+    out = proc_stdout(&r.p);
+    CHECK(strstr(out, "{\"event\":\"close\",\"code\":1006,\"reason\":\"\",\"error\":\"connection closed by peer "
+                      "without a close frame\",\"http_status\":0}\n{\"event\":\"end\",\"exit_code\":3,") != NULL);
+    CHECK(strstr(out, "\"reconnecting\"") == NULL);
+    CHECK(strstr(proc_stderr(&r.p), "wsrcat: connection closed by peer without a close frame\n") != NULL);
+    CHECK(strstr(proc_stderr(&r.p), "exit 3") != NULL);
+    CHECK_EQ_INT(r.v.opens, 1);
+    if (proc_exit_code(&r.p) != 3) chaos_rig_dump(&r);
+    chaos_rig_stop(&r);
 }
 
 TEST_MAIN()
