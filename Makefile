@@ -19,7 +19,8 @@ TESTS    = $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c)) $(B)/tools/wsrcat-notls
 COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split \
-                $(B)/compile_nothreads $(B)/compile_tls $(B)/compile_tls_cpp
+                $(B)/compile_nothreads $(B)/compile_tls $(B)/compile_tls_cpp \
+                $(B)/compile_mingw $(B)/compile_mingw_cpp
 
 .PHONY: all test run-tests test-valgrind test-windows demo clean tools examples
 all: tools examples
@@ -80,6 +81,22 @@ $(B)/compile_tls: tests/compile_c.c $(HEADER) | $(B)
 	$(CLANG) $(STD_C) $(CFLAGS) -DWSR_USE_MBEDTLS -I. $< -o $@ $(LDLIBS) $(MBEDTLS_LIBS)
 $(B)/compile_tls_cpp: tests/compile_cpp.cpp $(HEADER) | $(B)
 	$(CXX) $(STD_CXX) $(CFLAGS) -DWSR_USE_MBEDTLS -I. $< -o $@ $(LDLIBS) $(MBEDTLS_LIBS)
+
+# The Windows build must compile too, as C99 and as C++ (mingw-w64, with
+# warnings as errors). The program made is a check that the .exe is a
+# Windows executable; make test-windows runs the real tests under wine.
+MINGW_CC  ?= x86_64-w64-mingw32-gcc
+MINGW_CXX ?= x86_64-w64-mingw32-g++
+MINGW_LIBS = -static -lws2_32 -lbcrypt
+define PE_CHECK
+printf '#!/bin/sh\nif [ "$$(head -c 2 "%s.exe")" = MZ ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi\n' "$@" > $@ && chmod +x $@
+endef
+$(B)/compile_mingw: tests/compile_c.c $(HEADER) | $(B)
+	$(MINGW_CC) $(STD_C) -O2 -I. $< -o $@.exe $(MINGW_LIBS)
+	@$(PE_CHECK)
+$(B)/compile_mingw_cpp: tests/compile_cpp.cpp $(HEADER) | $(B)
+	$(MINGW_CXX) $(STD_CXX) -O2 -I. $< -o $@.exe $(MINGW_LIBS)
+	@$(PE_CHECK)
 
 # The tests that use the thread runner, once more under ThreadSanitizer.
 TSAN_TESTS = $(B)/tsan/test_reconnect_live $(B)/tsan/test_reentry

@@ -20,6 +20,9 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 # TLS: mbedTLS to build wss:// support, openssl to make the test certificates.
 [ -f /usr/include/mbedtls/ssl.h ] || need+=(libmbedtls-dev)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The Windows build is compiled (not run) by make test: mingw-w64, C and C++.
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
+command -v x86_64-w64-mingw32-g++ >/dev/null 2>&1 || need+=(g++-mingw-w64-x86-64)
 
 if [ ${#need[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

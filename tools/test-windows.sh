@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 B=${B:-build}/win
 MINGW=${MINGW:-x86_64-w64-mingw32-gcc}
 # The tests that build for Windows today (no fork/exec, no TLS).
-TESTS=${WSR_WIN_TESTS:-"test_util test_codec test_handshake test_client test_reconnect test_policy test_reentry test_loopback test_reconnect_live test_server test_conformance"}
+TESTS=${WSR_WIN_TESTS:-"test_oserrors test_util test_codec test_handshake test_client test_reconnect test_policy test_reentry test_loopback test_reconnect_live test_server test_conformance"}
 
 need=()
 command -v "$MINGW" >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
