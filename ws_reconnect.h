@@ -45,7 +45,8 @@
    - Bounded everything: message size, handshake size, queue size.
 
    DOES NOT (yet)
-   - wss:// on Windows (the Winsock transport works; TLS there stops with #error).
+   - the Windows certificate store: wss:// on Windows needs tls.ca_file/ca_dir/ca_pem
+     (or insecure_skip_verify).
    - permessage-deflate or any other extension (a server that sends one unasked is refused).
 
    CONFIGURATION MACROS
@@ -58,7 +59,8 @@
        WSR_REALLOC(p,n)     IMPL-ONLY
        WSR_FREE(p)          IMPL-ONLY
        WSR_NO_THREADS       IMPL-ONLY  no thread runner (wsr_client_start_thread fails)
-       WSR_USE_MBEDTLS      IMPL-ONLY  wss:// through mbedTLS (link -lmbedtls -lmbedx509 -lmbedcrypto)
+       WSR_USE_MBEDTLS      IMPL-ONLY  wss:// through mbedTLS (link -lmbedtls -lmbedx509 -lmbedcrypto;
+                                       on Windows with 2.28 also -ladvapi32)
    No macro changes the layout of a public struct.
 
    THREADING
@@ -332,7 +334,8 @@ WSR_API int wsr_error_retryable(const wsr_error *e);
    are read when the client or server is created. */
 typedef struct wsr_tls_config {
     const char *ca_file;          /* trusted CAs, a PEM file. None of the three: the system's */
-    const char *ca_dir;           /*   bundle (/etc/ssl/certs/ca-certificates.crt on Debian) */
+    const char *ca_dir;           /*   bundle (/etc/ssl/certs/ca-certificates.crt on Debian;
+                                       none on Windows: a client there must set one) */
     const char *ca_pem;           /*   ... or PEM text in memory */
     const char *cert_file;        /* our certificate (a server's own, or a client's for mutual TLS) */
     const char *key_file;         /* ... and its private key */
@@ -3494,18 +3497,6 @@ WSR__PRIVATE wsr_err wsr__os_error(wsr_error *err, int os, const char *doing);
 #  include <sys/random.h>          /* getrandom */
 #  define WSR__HAVE_GETRANDOM 1
 #endif
-#if WSR__TLS
-#include <mbedtls/version.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/x509_crt.h>
-#include <mbedtls/net_sockets.h>   /* for MBEDTLS_ERR_NET_* only */
-#include <mbedtls/error.h>
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_USE_PSA_CRYPTO)
-#include <psa/crypto.h>
-#endif
-#endif
 #if !defined(CLOCK_MONOTONIC)
 #  error "POSIX is hidden: compile the implementation with -D_POSIX_C_SOURCE=200809L (or -std=gnu99), or include ws_reconnect.h before any system header"
 #endif
@@ -3647,7 +3638,9 @@ WSR__PRIVATE wsr_err wsr__sock_write(wsr__sock fd, const void *buf, size_t len, 
 }
 
 #elif WSR__WIN32
-/* Winsock (Windows Vista and later: WSAPoll). Link ws2_32 and bcrypt. */
+/* Winsock (Windows Vista and later: WSAPoll). Link ws2_32 and bcrypt; with
+   WSR_USE_MBEDTLS also the mbedTLS libraries and advapi32 (mbedTLS 2.28's
+   entropy source; 3.x uses bcrypt). */
 #ifndef WIN32_LEAN_AND_MEAN
 #  define WIN32_LEAN_AND_MEAN
 #endif
@@ -3664,8 +3657,8 @@ WSR__PRIVATE wsr_err wsr__sock_write(wsr__sock fd, const void *buf, size_t len, 
 #  pragma comment(lib, "ws2_32")
 #  pragma comment(lib, "bcrypt")
 #endif
-#if WSR__TLS
-#  error "ws_reconnect.h: wss:// (WSR_USE_MBEDTLS) is not supported on Windows yet"
+#if WSR__TLS && defined(_MSC_VER)
+#  pragma comment(lib, "advapi32")   /* mbedTLS 2.28's entropy: CryptGenRandom */
 #endif
 #ifndef BCRYPT_USE_SYSTEM_PREFERRED_RNG
 #  define BCRYPT_USE_SYSTEM_PREFERRED_RNG 0x00000002
@@ -3806,6 +3799,21 @@ WSR__PRIVATE wsr_err wsr__sock_write(wsr__sock fd, const void *buf, size_t len, 
     }
 }
 #endif /* WSR__WIN32 */
+
+/* mbedTLS, after the platform's own headers (on Windows, winsock2.h must
+   come before anything that may pull in windows.h). */
+#if WSR__TLS
+#include <mbedtls/version.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/x509_crt.h>
+#include <mbedtls/net_sockets.h>   /* for MBEDTLS_ERR_NET_* only */
+#include <mbedtls/error.h>
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_USE_PSA_CRYPTO)
+#include <psa/crypto.h>
+#endif
+#endif
 
 /* ---- Shared by both platforms ------------------------------------------- */
 
@@ -4073,12 +4081,14 @@ WSR__PRIVATE void wsr__tls_ctx_free(wsr__tls_ctx *t) {
     mbedtls_entropy_free(&t->entropy);
 }
 
+#if WSR__POSIX
 /* The system's CA bundle, where Debian-like systems keep it. */
 static const char *const wsr__ca_bundles[] = {
     "/etc/ssl/certs/ca-certificates.crt",   /* Debian, Ubuntu, Alpine */
     "/etc/pki/tls/certs/ca-bundle.crt",     /* Fedora, RHEL */
     "/etc/ssl/cert.pem"                     /* macOS, BSD */
 };
+#endif
 
 WSR__PRIVATE wsr_err wsr__tls_ctx_init(wsr__tls_ctx *t, const wsr_tls_config *cfg, int server, wsr_error *err) {
     int ret;
@@ -4119,6 +4129,7 @@ WSR__PRIVATE wsr_err wsr__tls_ctx_init(wsr__tls_ctx *t, const wsr_tls_config *cf
         if (cfg->ca_dir && (ret = mbedtls_x509_crt_parse_path(&t->ca, cfg->ca_dir)) < 0)
             return wsr__tls_fail(err, WSR_ERR_TLS, ret, cfg->ca_dir);
     } else if (!server && !t->skip_verify) {
+#if WSR__POSIX
         size_t i;
         ret = -1;
         for (i = 0; i < sizeof wsr__ca_bundles / sizeof wsr__ca_bundles[0] && ret < 0; i++)
@@ -4128,6 +4139,13 @@ WSR__PRIVATE wsr_err wsr__tls_ctx_init(wsr__tls_ctx *t, const wsr_tls_config *cf
                            "(install ca-certificates, or set tls.ca_file)");
             return WSR_ERR_TLS;
         }
+#else
+        /* Windows keeps its trusted roots in the certificate store, not in
+           a PEM file mbedTLS can read: the CAs must be given. */
+        wsr__error_set(err, WSR_ERR_TLS, 0, "no CA bundle given: on Windows set tls.ca_file, ca_dir or "
+                       "ca_pem (the system's certificate store is not read)");
+        return WSR_ERR_TLS;
+#endif
     }
     mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
     if (server && cfg && cfg->verify_peer && !(cfg->ca_file || cfg->ca_pem || cfg->ca_dir)) {
@@ -4170,7 +4188,7 @@ WSR__PRIVATE wsr_err wsr__tls_ctx_init(wsr__tls_ctx *t, const wsr_tls_config *cf
 typedef struct wsr__tls_conn {
     mbedtls_ssl_context ssl;
     const wsr_transport *inner;
-    int fd;
+    wsr__sock fd;                 /* a SOCKET (64-bit) on Windows */
     wsr_error io_err;             /* the stream's own error, when it failed under TLS */
     int want;                     /* WSR_POLL_* the last call is waiting for */
     size_t write_pending;         /* length of a write mbedTLS holds, to be repeated as is */
@@ -4220,8 +4238,8 @@ WSR__PRIVATE int wsr__tls_verify_ip(void *ctx, mbedtls_x509_crt *crt, int depth,
 
 /* Starts a session: host is what we verify (a name is also sent as SNI;
    an IP literal is not, RFC 6066 §3). */
-WSR__PRIVATE wsr_err wsr__tls_conn_start(wsr__tls_conn *c, wsr__tls_ctx *ctx, const wsr_transport *inner, int fd,
-                                         const char *host, wsr_error *err) {
+WSR__PRIVATE wsr_err wsr__tls_conn_start(wsr__tls_conn *c, wsr__tls_ctx *ctx, const wsr_transport *inner,
+                                         wsr__sock fd, const char *host, wsr_error *err) {
     int ret;
     memset(&c->io_err, 0, sizeof c->io_err);
     c->inner = inner;
@@ -4367,7 +4385,7 @@ WSR__PRIVATE wsr_err wsr__tls_tr_connect(void *self, uint64_t now, wsr_error *er
     if (!t->session) {
         wsr_err r = t->inner.connect_fn(t->inner.self, now, err);
         if (r != WSR_OK) return r;
-        if ((r = wsr__tls_conn_start(&t->conn, &t->ctx, &t->inner, -1, t->host, err)) != WSR_OK) {
+        if ((r = wsr__tls_conn_start(&t->conn, &t->ctx, &t->inner, WSR__NO_SOCK, t->host, err)) != WSR_OK) {
             mbedtls_ssl_free(&t->conn.ssl);
             err->transient = 0;
             return r;

@@ -3,16 +3,28 @@
 # mingw-w64 and runs them under wine in a fresh, throw-away prefix. Installs
 # gcc-mingw-w64-x86-64 and wine (Debian-like systems) when missing. The last
 # line says "N passed, N failed" (tests/run.sh adds up each program's line).
+#
+# wss:// (test_tls_win): mbedTLS is cross-built for mingw once and cached in
+# $B/mbedtls/{include,lib} (MBEDTLS_WIN=dir uses a build of your own). Its
+# sources come from Debian (`apt-get source mbedtls`, through a temporary
+# deb-src entry removed at once); the test certificates are made here with
+# openssl, fresh each run, in $B/pki.
 set -u
 cd "$(dirname "$0")/.."
 B=${B:-build}/win
 MINGW=${MINGW:-x86_64-w64-mingw32-gcc}
-# The tests that build for Windows today (no fork/exec, no TLS).
-TESTS=${WSR_WIN_TESTS:-"test_oserrors test_util test_codec test_handshake test_client test_reconnect test_policy test_reentry test_loopback test_reconnect_live test_server test_conformance"}
+# The tests that build for Windows today (no fork/exec); test_tls_win is
+# the wss:// one (tests/test_tls.c needs fork and openssl).
+TESTS=${WSR_WIN_TESTS:-"test_oserrors test_util test_codec test_handshake test_client test_reconnect test_policy test_reentry test_loopback test_reconnect_live test_server test_conformance test_tls_win"}
+MBEDTLS_WIN=${MBEDTLS_WIN:-$B/mbedtls}
 
 need=()
 command -v "$MINGW" >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
 command -v wine >/dev/null 2>&1 || need+=(wine wine64)
+case " $TESTS " in *" test_tls_win "*)
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  [ -f "$MBEDTLS_WIN/lib/libmbedtls.a" ] || command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev) ;;
+esac
 if [ ${#need[@]} -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 || { echo "missing: ${need[*]}" >&2; exit 1; }
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -23,11 +35,66 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$B"
+
+# mbedTLS for mingw, built once: Debian's source package (2.28 on Debian 12)
+# through a deb-src entry that exists only for the download.
+build_mbedtls() {
+  local src="$B/mbedtls-src" list=/etc/apt/sources.list.d/wsr-mbedtls-src.sources sudo="" codename
+  [ -f "$MBEDTLS_WIN/lib/libmbedtls.a" ] && return 0
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+  [ -n "$codename" ] && command -v apt-get >/dev/null 2>&1 || { echo "mbedTLS for mingw: no apt-get; set MBEDTLS_WIN" >&2; return 1; }
+  echo "fetching and cross-building mbedTLS for mingw (once, into $MBEDTLS_WIN) ..." >&2
+  rm -rf "$src" && mkdir -p "$src" || return 1
+  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$codename" | $sudo tee "$list" >/dev/null || return 1
+  # Only this entry is refreshed; the other lists stay as they are.
+  if $sudo apt-get update -qq -o Dir::Etc::sourcelist="$list" -o Dir::Etc::sourceparts=- \
+       -o APT::Get::List-Cleanup=0 >/dev/null &&
+     (cd "$src" && apt-get source -qq mbedtls >/dev/null 2>&1); then :; else
+    $sudo rm -f "$list"; echo "mbedTLS for mingw: apt-get source mbedtls failed" >&2; return 1
+  fi
+  $sudo rm -f "$list"
+  local dir; dir=$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'mbedtls-*' | head -n 1)
+  [ -n "$dir" ] || return 1
+  make -s -j"$(nproc 2>/dev/null || echo 2)" -C "$dir/library" CC="$MINGW" AR="${MINGW%gcc}ar" WINDOWS_BUILD=1 static \
+    >"$B/mbedtls-build.log" 2>&1 || { echo "mbedTLS for mingw: build failed (see $B/mbedtls-build.log)" >&2; return 1; }
+  mkdir -p "$MBEDTLS_WIN/lib" && cp -r "$dir/include" "$MBEDTLS_WIN/" &&
+    cp "$dir/library/libmbedtls.a" "$dir/library/libmbedx509.a" "$dir/library/libmbedcrypto.a" "$MBEDTLS_WIN/lib/" &&
+    rm -rf "$src"
+}
+
+# The test PKI for test_tls_win (what tests/test_tls_win.c lists).
+make_pki() {
+  local d="$B/pki"
+  rm -rf "$d" && mkdir -p "$d/cadir" || return 1
+  (cd "$d" && set -e
+   printf '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n[srv]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf
+   for k in ca ca2 server; do openssl ecparam -name prime256v1 -genkey -noout -out $k.key; done
+   openssl req -x509 -new -key ca.key -subj '/CN=wsr test CA' -days 3650 -sha256 -config ext.cnf -extensions ca -out ca.crt
+   openssl req -x509 -new -key ca2.key -subj '/CN=wsr unrelated CA' -days 3650 -sha256 -config ext.cnf -extensions ca -out ca2.crt
+   openssl req -new -key server.key -subj /CN=localhost -out server.csr
+   openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -set_serial 2 -days 30 -sha256 \
+     -extfile ext.cnf -extensions srv -out server.crt 2>/dev/null
+   cp ca.crt cadir/ca.crt
+   openssl verify -CAfile ca.crt server.crt >/dev/null) >"$B/pki.log" 2>&1 ||
+    { echo "making the test certificates failed (see $B/pki.log)" >&2; return 1; }
+}
+
 exes=() fail_build=0
 for t in $TESTS; do
+  extra=()
+  if [ "$t" = test_tls_win ]; then
+    # mbedTLS 2.28 takes its entropy from CryptGenRandom (advapi32); 3.x from bcrypt.
+    if build_mbedtls && make_pki; then
+      extra=(-I"$MBEDTLS_WIN/include" -L"$MBEDTLS_WIN/lib" -lmbedtls -lmbedx509 -lmbedcrypto -ladvapi32)
+    else
+      echo "$t: no mbedTLS for mingw or no test certificates" >&2; fail_build=$((fail_build + 1)); continue
+    fi
+  fi
   # -static: winpthreads (test_reconnect_live) and libgcc inside the .exe.
   if "$MINGW" -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. "tests/$t.c" -o "$B/$t.exe" \
-       -static -pthread -lws2_32 -lbcrypt; then
+       -static -pthread "${extra[@]}" -lws2_32 -lbcrypt; then
     exes+=("$B/$t.exe")
   else
     echo "$t: does not build for Windows" >&2; fail_build=$((fail_build + 1))
@@ -43,6 +110,9 @@ trap 'wineserver -k >/dev/null 2>&1; rm -rf "$WINEPREFIX"' EXIT
 timeout 120 wineboot -i >/dev/null 2>&1; timeout 60 wineserver -w
 wineserver -p
 timeout 60 wineboot >/dev/null 2>&1
+
+# test_tls_win reads its certificates from here (a Windows path: $B may be absolute).
+export WSR_TLS_PKI; WSR_TLS_PKI=$(winepath -w "$B/pki" 2>/dev/null | tr -d '\r'); WSR_TLS_PKI=${WSR_TLS_PKI:-$B/pki}
 
 # tests/run.sh strips \r, applies the timeout and adds up the counts; a
 # crash gives exit 5, the exit status is the program's & 0xff.
