@@ -120,5 +120,19 @@ WSR_TEST_WRAP="wine" WSR_TEST_TIMEOUT=${WSR_TEST_TIMEOUT:-120} tests/run.sh "${e
 line=$(tail -n 1 "$B/run.log")
 p=${line%% passed*}; f=${line#*, }; f=${f%% failed}
 f=$((f + fail_build))
+
+# The examples and tools that are plain clients and servers must build for
+# Windows too (each build counts as one check). own_loop, wsrcat and
+# wsr-chaos poll stdin or use BSD headers directly, and stay POSIX-only.
+for src in examples/hello.c examples/reconnecting.c examples/long_job.c examples/chat_server.c \
+           examples/demo_client.c examples/wss_client.c tools/wsr-echo.c; do
+  exe="$B/$(basename "$src" .c).exe"
+  if "$MINGW" -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. "$src" -o "$exe" \
+       -static -pthread -lws2_32 -lbcrypt && [ "$(head -c 2 "$exe")" = MZ ]; then
+    p=$((p + 1))
+  else
+    echo "$src: does not build for Windows" >&2; f=$((f + 1))
+  fi
+done
 echo "$p passed, $f failed"
 [ "$f" -eq 0 ]
