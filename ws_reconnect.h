@@ -1133,6 +1133,12 @@ WSR_API int wsr_utf8_feed(uint32_t *state, const unsigned char *p, size_t n) {
     return 1;
 }
 
+/* Is p[0..n) complete, valid UTF-8 text? */
+WSR__PRIVATE int wsr__utf8_valid(const void *p, size_t n) {
+    uint32_t st = 0;
+    return wsr_utf8_feed(&st, (const unsigned char *)p, n) && st == 0;
+}
+
 /* ---- small string helpers ---------------------------------------------- */
 
 WSR__PRIVATE int wsr__lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch; }
@@ -1518,14 +1524,12 @@ WSR_API wsr_err wsr_proto_send(wsr_proto *p, int opcode, const void *data, size_
 
 WSR_API wsr_err wsr_proto_close(wsr_proto *p, int code, const char *reason, size_t reason_len) {
     unsigned char payload[WSR_MAX_CONTROL_PAYLOAD];
-    uint32_t st = 0;
     wsr_err e;
     if (p->close_sent) return WSR_ERR_STATE;
     if (code == 0) {
         if (reason_len) return WSR_ERR_INVALID;            /* a reason needs a code (§5.5.1) */
     } else if (!wsr_close_code_valid(code) || reason_len > WSR_MAX_CLOSE_REASON ||
-               (reason_len && !reason) ||
-               !wsr_utf8_feed(&st, (const unsigned char *)reason, reason_len) || st != 0) {
+               (reason_len && !reason) || !wsr__utf8_valid(reason, reason_len)) {
         return WSR_ERR_INVALID;
     }
     if (code) {
@@ -1651,11 +1655,10 @@ WSR__PRIVATE wsr_err wsr__proto_control(wsr_proto *p, wsr_event *ev, wsr_error *
     if (p->ctrl_len == 1)
         return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "close frame with a 1-byte payload (RFC 6455 §5.5.1)");
     if (p->ctrl_len >= 2) {
-        uint32_t st = 0;
         ev->close_code = p->ctrl[0] << 8 | p->ctrl[1];
         if (!wsr_close_code_valid(ev->close_code))
             return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1002, err, "close code that may not be sent (RFC 6455 §7.4)");
-        if (!wsr_utf8_feed(&st, p->ctrl + 2, p->ctrl_len - 2) || st != 0)
+        if (!wsr__utf8_valid(p->ctrl + 2, p->ctrl_len - 2))
             return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1007, err, "close reason is not valid UTF-8");
         ev->data = p->ctrl + 2;
         ev->len = p->ctrl_len - 2;
@@ -2388,9 +2391,12 @@ struct wsr_client {
 WSR__PRIVATE void wsr__client_lock(const wsr_client *c) {
     if (c->lock_fn) c->lock_fn(c->thread);
 }
+WSR__PRIVATE void wsr__client_release(const wsr_client *c) {   /* for a look: no wake-up */
+    if (c->unlock_fn) c->unlock_fn(c->thread);
+}
 WSR__PRIVATE void wsr__client_unlock(const wsr_client *c) {
     if (c->wake_fn) c->wake_fn(c->thread);
-    if (c->unlock_fn) c->unlock_fn(c->thread);
+    wsr__client_release(c);
 }
 
 WSR_API const char *wsr_delivery_name(wsr_delivery d) {
@@ -2692,7 +2698,7 @@ WSR__PRIVATE wsr_err wsr__client_start(wsr_client *c, uint64_t now) {
             wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
             return wsr__client_fail(c, &e);
         }
-        if (c->unlock_fn) c->unlock_fn(c->thread);
+        wsr__client_release(c);
         r = c->tr.open_fn(c->tr.self, host, c->url.port, now, &e);
         if (c->lock_fn) c->lock_fn(c->thread);
         wsr__free(&c->alloc, host);
@@ -3214,12 +3220,9 @@ WSR_API wsr_err wsr_send_tracked(wsr_client *c, wsr_msg_type type, const void *d
     wsr__rec r;
     wsr_err e = WSR_OK;
     if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
-    if (type == WSR_MSG_TEXT) {
-        /* §5.6: a text message is UTF-8. The server would fail the link with
-           1007 (and we would not retry): refuse it here instead. */
-        uint32_t st = 0;
-        if (!wsr_utf8_feed(&st, (const unsigned char *)data, len) || st != 0) return WSR_ERR_INVALID;
-    }
+    /* §5.6: a text message is UTF-8. The server would fail the link with
+       1007 (and we would not retry): refuse it here instead. */
+    if (type == WSR_MSG_TEXT && !wsr__utf8_valid(data, len)) return WSR_ERR_INVALID;
     wsr__client_lock(c);
     /* Closed for good, or closing with no next connection to carry it. */
     if (c->close_requested || c->state == WSR_STATE_CLOSED || (c->state == WSR_STATE_CLOSING && !c->cfg.reconnect)) {
@@ -3324,11 +3327,9 @@ WSR__PRIVATE wsr_err wsr__client_do_close(wsr_client *c, int code, const char *r
 
 WSR_API wsr_err wsr_client_close(wsr_client *c, int code, const char *reason) {
     size_t rl = reason ? strlen(reason) : 0;
-    uint32_t st = 0;
     wsr_err r = WSR_OK;
     if (!c) return WSR_ERR_INVALID;
-    if (!wsr_close_code_valid(code) || rl > WSR_MAX_CLOSE_REASON ||
-        !wsr_utf8_feed(&st, (const unsigned char *)reason, rl) || st != 0)
+    if (!wsr_close_code_valid(code) || rl > WSR_MAX_CLOSE_REASON || !wsr__utf8_valid(reason, rl))
         return WSR_ERR_INVALID;
     wsr__client_lock(c);
     if (c->close_requested || c->state == WSR_STATE_CLOSED) {
@@ -3434,7 +3435,7 @@ WSR_API wsr_state wsr_client_state(const wsr_client *c) {
     if (!c) return WSR_STATE_CLOSED;
     wsr__client_lock(c);
     s = c->state;
-    if (c->unlock_fn) c->unlock_fn(c->thread);
+    wsr__client_release(c);
     return s;
 }
 WSR_API const wsr_error *wsr_client_error(const wsr_client *c) { return &c->last; }
@@ -3442,7 +3443,7 @@ WSR_API void wsr_client_get_error(const wsr_client *c, wsr_error *out) {
     if (!c || !out) return;
     wsr__client_lock(c);
     *out = c->last;
-    if (c->unlock_fn) c->unlock_fn(c->thread);
+    wsr__client_release(c);
 }
 WSR_API void *wsr_client_user(const wsr_client *c) { return c->cfg.user; }
 /* Getters read under the lock, so a threaded client is read consistently. */
@@ -3451,7 +3452,7 @@ WSR_API size_t wsr_client_queued_bytes(const wsr_client *c) {
     if (!c) return 0;
     wsr__client_lock(c);
     v = c->q_bytes;
-    if (c->unlock_fn) c->unlock_fn(c->thread);
+    wsr__client_release(c);
     return v;
 }
 WSR_API size_t wsr_client_queued_messages(const wsr_client *c) {
@@ -3459,7 +3460,7 @@ WSR_API size_t wsr_client_queued_messages(const wsr_client *c) {
     if (!c) return 0;
     wsr__client_lock(c);
     v = c->q_count;
-    if (c->unlock_fn) c->unlock_fn(c->thread);
+    wsr__client_release(c);
     return v;
 }
 WSR_API int wsr_client_rtt_ms(const wsr_client *c) {
@@ -3467,7 +3468,7 @@ WSR_API int wsr_client_rtt_ms(const wsr_client *c) {
     if (!c) return -1;
     wsr__client_lock(c);
     v = c->rtt_ms;
-    if (c->unlock_fn) c->unlock_fn(c->thread);
+    wsr__client_release(c);
     return v;
 }
 
@@ -4822,7 +4823,7 @@ WSR__PRIVATE wsr_err wsr__client_wait_for(wsr_client *c, int timeout_ms, int (*d
         int ok, left = 50;
         wsr__client_lock(c);
         ok = done(c);
-        if (c->unlock_fn) c->unlock_fn(c->thread);   /* no wake-up needed for a look */
+        wsr__client_release(c);
         if (ok) return WSR_OK;
         if (timeout_ms >= 0) {
             uint64_t spent = wsr_now_ms() - start;
@@ -5630,10 +5631,7 @@ WSR_API wsr_err wsr_conn_send(wsr_conn *c, wsr_msg_type type, const void *data, 
     const unsigned char *d;
     size_t pending;
     if (!c || (len && !data) || (type != WSR_MSG_TEXT && type != WSR_MSG_BINARY)) return WSR_ERR_INVALID;
-    if (type == WSR_MSG_TEXT) {
-        uint32_t st = 0;            /* §5.6: text is UTF-8 */
-        if (!wsr_utf8_feed(&st, (const unsigned char *)data, len) || st != 0) return WSR_ERR_INVALID;
-    }
+    if (type == WSR_MSG_TEXT && !wsr__utf8_valid(data, len)) return WSR_ERR_INVALID;   /* §5.6 */
     if (c->state != WSR__CONN_OPEN) return WSR_ERR_STATE;
     pending = wsr_proto_pending(c->proto, &d);
     if (len > c->srv->cfg.conn_max_queued || pending > c->srv->cfg.conn_max_queued - len) {
