@@ -167,7 +167,7 @@ enum {
     WSR_DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024,
     WSR_DEFAULT_MAX_HANDSHAKE = 16 * 1024,
     WSR_MAX_HEADERS = 64,              /* header lines accepted in one upgrade request or response */
-    WSR_ERROR_MESSAGE_SIZE = 160
+    WSR_ERROR_MESSAGE_SIZE = 256       /* room for Windows' own, long error texts */
 };
 
 /* Every error code with its number and its text. Codes are grouped by layer:
@@ -3519,6 +3519,10 @@ typedef struct pollfd wsr__pollfd;
 #define WSR__ERRNO_WORD "errno"
 #define WSR__SHUT_WR SHUT_WR
 
+/* The system's words for an error code. None on POSIX: the errno name in
+   the message says it (strerror's text is not thread-safe everywhere). */
+WSR__PRIVATE void wsr__os_text(int os, char *out, size_t cap) { (void)os; if (cap) out[0] = 0; }
+
 WSR__PRIVATE int wsr__net_start(void) { return 0; }
 WSR__PRIVATE void wsr__net_stop(void) {}
 WSR__PRIVATE void wsr__sock_close(wsr__sock s) { close(s); }
@@ -3731,9 +3735,33 @@ WSR__PRIVATE void wsr__os_random(void *buf, size_t n, void *user) {
     WSR_ASSERT(n == 0 && "no OS random source (BCryptGenRandom)");
 }
 
+/* Windows' own text for a WSA/Win32 code ("An existing connection was
+   forcibly closed by the remote host"), in the user's language, as UTF-8 on
+   one line without the final period; "" when the system has none (wine has
+   no text for many WSAE codes). It is added to the library's own words, so
+   a message always says what happened even where this is empty. */
+WSR__PRIVATE void wsr__os_text(int os, char *out, size_t cap) {
+    wchar_t w[256];
+    char u[sizeof w / sizeof w[0] * 3 + 1];     /* a UTF-16 unit is at most 3 UTF-8 bytes */
+    DWORD n;
+    int m, i;
+    if (cap == 0) return;
+    out[0] = 0;
+    n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS | FORMAT_MESSAGE_MAX_WIDTH_MASK,
+                       NULL, (DWORD)os, 0, w, (DWORD)(sizeof w / sizeof w[0]), NULL);
+    while (n > 0 && (w[n - 1] == L' ' || w[n - 1] == L'\r' || w[n - 1] == L'\n' || w[n - 1] == L'.')) n--;
+    if (n == 0) return;
+    m = WideCharToMultiByte(CP_UTF8, 0, w, (int)n, u, (int)sizeof u - 1, NULL, NULL);
+    if (m <= 0) return;
+    for (i = 0; i < m; i++) if (u[i] == '\r' || u[i] == '\n' || u[i] == '\t') u[i] = ' ';
+    m = (int)wsr__utf8_cut((const unsigned char *)u, (size_t)m, cap - 1);
+    memcpy(out, u, (size_t)m);
+    out[m] = 0;
+}
+
 /* The Winsock error table (WSAGetLastError / GetLastError codes). The
-   texts are the library's own: FormatMessage has none for many WSAE codes
-   under wine, and the raw code stays in os_error. */
+   names and words are the library's own and the system's text follows them
+   (wsr__os_text); the raw code stays in os_error. */
 typedef struct wsr__os_err { int os; wsr_err code; int transient; const char *name; } wsr__os_err;
 
 static const wsr__os_err wsr__errno_table[] = {
@@ -3819,22 +3847,38 @@ WSR__PRIVATE wsr_err wsr__sock_write(wsr__sock fd, const void *buf, size_t len, 
 /* ---- Shared by both platforms ------------------------------------------- */
 
 /* Fills err for an errno value: the mapped code, the class, and a message
-   naming what we were doing, the errno symbol and its number. */
+   naming what we were doing, the errno symbol, its number and (Windows) the
+   system's own text:
+   "recv: connection reset (WSAECONNRESET, error 10054: An existing ...)". */
 WSR__PRIVATE wsr_err wsr__os_error(wsr_error *err, int os, const char *doing) {
-    size_t i;
-    for (i = 0; i < sizeof wsr__errno_table / sizeof wsr__errno_table[0]; i++) {
-        if (wsr__errno_table[i].os == os) {
-            const wsr__os_err *t = &wsr__errno_table[i];
-            wsr__error_set(err, t->code, os, "%s: %s (%s, " WSR__ERRNO_WORD " %d)", doing, wsr_strerror(t->code), t->name, os);
-            err->transient = t->transient;
-            return t->code;
-        }
+    const wsr__os_err *t = NULL;
+    char text[WSR_ERROR_MESSAGE_SIZE];
+    size_t i, len;
+    for (i = 0; i < sizeof wsr__errno_table / sizeof wsr__errno_table[0]; i++)
+        if (wsr__errno_table[i].os == os) { t = &wsr__errno_table[i]; break; }
+    wsr__os_text(os, text, sizeof text);
+    if (t) {
+        wsr__error_set(err, t->code, os, "%s: %s (%s, " WSR__ERRNO_WORD " %d%s%s)", doing, wsr_strerror(t->code),
+                       t->name, os, text[0] ? ": " : "", text);
+        err->transient = t->transient;
+    } else {
+        /* Unknown errors are socket errors worth another try: failing for
+           good on a code we did not foresee would break the promise to stay up. */
+        wsr__error_set(err, WSR_ERR_IO, os, "%s: socket error (" WSR__ERRNO_WORD " %d%s%s)", doing, os,
+                       text[0] ? ": " : "", text);
+        err->transient = 1;
     }
-    /* Unknown errors are socket errors worth another try: failing for good
-       on a code we did not foresee would break the promise to stay up. */
-    wsr__error_set(err, WSR_ERR_IO, os, "%s: socket error (" WSR__ERRNO_WORD " %d)", doing, os);
-    err->transient = 1;
-    return WSR_ERR_IO;
+    /* A long system text may have been cut short: never in the middle of
+       a character. k - 1 is where the last character starts. */
+    len = strlen(err->message);
+    if (len + 1 == sizeof err->message) {
+        size_t k = len;
+        unsigned char lead;
+        while (k > 0 && ((unsigned char)err->message[k - 1] & 0xC0) == 0x80) k--;
+        lead = k > 0 ? (unsigned char)err->message[k - 1] : 0;
+        if (lead >= 0xC0 && len - (k - 1) < (size_t)(lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2)) err->message[k - 1] = 0;
+    }
+    return err->code;
 }
 
 /* getaddrinfo's own error codes. A name that does not resolve is transient:

@@ -76,6 +76,66 @@ TEST(every_known_code_maps_to_its_error_and_class) {
     }
 }
 
+/* A message is one line of valid UTF-8, whatever the system's text was. */
+static int one_utf8_line(const char *m) {
+    return wsr__utf8_valid((const unsigned char *)m, strlen(m)) && !strchr(m, '\n') && !strchr(m, '\r');
+}
+
+TEST(every_message_is_one_line_of_utf8) {
+    size_t i;
+    for (i = 0; i < sizeof table / sizeof table[0]; i++) {
+        wsr_error e;
+        wsr__os_error(&e, table[i].os, "connect to 127.0.0.1:80");
+        CHECK(one_utf8_line(e.message));
+        CHECK(strlen(e.message) < sizeof e.message);
+    }
+}
+
+TEST(a_message_cut_short_never_splits_a_character) {
+    /* What we were doing can be long and not ASCII (a host name as typed);
+       the message is cut at a character, whatever the offset. */
+    char doing[400];
+    size_t shift;
+    for (shift = 0; shift < 4; shift++) {
+        wsr_error e;
+        size_t i, n = 0;
+        for (i = 0; i < shift; i++) doing[n++] = 'x';
+        while (n + 3 < sizeof doing) { doing[n++] = (char)0xE2; doing[n++] = (char)0x82; doing[n++] = (char)0xAC; } /* U+20AC */
+        doing[n] = 0;
+        wsr__os_error(&e, table[0].os, doing);
+        CHECK(one_utf8_line(e.message));
+        CHECK(strlen(e.message) >= sizeof e.message - 4);   /* cut near the end, not emptied */
+    }
+}
+
+#if defined(_WIN32)
+TEST(the_message_carries_the_system_text_when_there_is_one) {
+    /* Asked here independently (FormatMessageA, English on wine and on most
+       build machines). Wine has no text for many WSAE codes, so only the
+       codes the system knows are checked, and at least one must be known:
+       121, the semaphore timeout. */
+    size_t i;
+    int known = 0;
+    for (i = 0; i < sizeof table / sizeof table[0]; i++) {
+        char text[512];
+        wsr_error e;
+        DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS | FORMAT_MESSAGE_MAX_WIDTH_MASK,
+                                 NULL, (DWORD)table[i].os, MAKELANGID(LANG_NEUTRAL, SUBLANG_DEFAULT), text, sizeof text, NULL);
+        size_t k;
+        int ascii = 1;
+        while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '.' || text[n - 1] == '\r' || text[n - 1] == '\n')) n--;
+        text[n] = 0;
+        for (k = 0; k < n; k++) if ((unsigned char)text[k] >= 0x80) ascii = 0;
+        if (n == 0 || !ascii || n > 100) continue;     /* none, localized, or too long to fit whole */
+        known++;
+        wsr__os_error(&e, table[i].os, "recv");
+        if (!strstr(e.message, text)) printf("  %s: \"%s\" not in \"%s\"\n", table[i].name, text, e.message);
+        CHECK(strstr(e.message, text) != NULL);
+    }
+    CHECK(known >= 1);
+}
+#endif
+
 TEST(an_unknown_code_is_a_transient_socket_error) {
     wsr_error e;
     CHECK_EQ_INT(wsr__os_error(&e, 98765, "recv"), WSR_ERR_IO);
