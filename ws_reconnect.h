@@ -45,8 +45,6 @@
    - Bounded everything: message size, handshake size, queue size.
 
    DOES NOT (yet)
-   - the Windows certificate store: wss:// on Windows needs tls.ca_file/ca_dir/ca_pem
-     (or insecure_skip_verify).
    - permessage-deflate or any other extension (a server that sends one unasked is refused).
 
    CONFIGURATION MACROS
@@ -103,9 +101,12 @@
    than the timeout you give to poll. With WSR_USE_MBEDTLS, link
    -lmbedtls -lmbedx509 -lmbedcrypto, in that order.
    Windows (Vista or later; mingw-w64 or MSVC): link -lws2_32 -lbcrypt (MSVC
-   picks them up through #pragma comment). Each client and server calls
-   WSAStartup when created and WSACleanup when freed. os_error holds the
-   raw WSAGetLastError() code there.
+   picks them up through #pragma comment); with WSR_USE_MBEDTLS also the
+   mbedTLS libraries and -lcrypt32 (the trusted roots come from the
+   certificate store) and, for mbedTLS 2.28, -ladvapi32. Each client and
+   server calls WSAStartup when created and WSACleanup when freed. os_error
+   holds the raw WSAGetLastError() code there, and the message adds the
+   system's own text (FormatMessage).
 
    LATEST CHANGES (full list in README.md)
    0.2.0  reconnection, keepalive, the lossless queue with delivery reports,
@@ -334,8 +335,8 @@ WSR_API int wsr_error_retryable(const wsr_error *e);
    are read when the client or server is created. */
 typedef struct wsr_tls_config {
     const char *ca_file;          /* trusted CAs, a PEM file. None of the three: the system's */
-    const char *ca_dir;           /*   bundle (/etc/ssl/certs/ca-certificates.crt on Debian;
-                                       none on Windows: a client there must set one) */
+    const char *ca_dir;           /*   bundle (/etc/ssl/certs/ca-certificates.crt on Debian)
+                                       or, on Windows, the certificate store's trusted roots */
     const char *ca_pem;           /*   ... or PEM text in memory */
     const char *cert_file;        /* our certificate (a server's own, or a client's for mutual TLS) */
     const char *key_file;         /* ... and its private key */
@@ -3662,8 +3663,12 @@ WSR__PRIVATE wsr_err wsr__sock_write(wsr__sock fd, const void *buf, size_t len, 
 #  pragma comment(lib, "ws2_32")
 #  pragma comment(lib, "bcrypt")
 #endif
-#if WSR__TLS && defined(_MSC_VER)
-#  pragma comment(lib, "advapi32")   /* mbedTLS 2.28's entropy: CryptGenRandom */
+#if WSR__TLS
+#  include <wincrypt.h>              /* the system's trusted roots for wss:// */
+#  if defined(_MSC_VER)
+#    pragma comment(lib, "crypt32")
+#    pragma comment(lib, "advapi32") /* mbedTLS 2.28's entropy: CryptGenRandom */
+#  endif
 #endif
 #ifndef BCRYPT_USE_SYSTEM_PREFERRED_RNG
 #  define BCRYPT_USE_SYSTEM_PREFERRED_RNG 0x00000002
@@ -4126,6 +4131,26 @@ WSR__PRIVATE void wsr__tls_ctx_free(wsr__tls_ctx *t) {
     mbedtls_entropy_free(&t->entropy);
 }
 
+#if WSR__WIN32
+/* Windows keeps its trusted roots in the certificate store, not in a file:
+   the "ROOT" system store (Trusted Root Certification Authorities, the
+   user's and the machine's) is read once per client, each certificate as
+   DER. One mbedTLS cannot parse (an algorithm it lacks) is left out rather
+   than failing the rest. Returns how many were loaded. */
+WSR__PRIVATE int wsr__tls_load_system_roots(mbedtls_x509_crt *ca) {
+    HCERTSTORE store = CertOpenSystemStoreW(0, L"ROOT");
+    PCCERT_CONTEXT cert = NULL;
+    int loaded = 0;
+    if (!store) return 0;
+    while ((cert = CertEnumCertificatesInStore(store, cert)) != NULL)
+        if ((cert->dwCertEncodingType & X509_ASN_ENCODING) &&
+            mbedtls_x509_crt_parse_der(ca, cert->pbCertEncoded, cert->cbCertEncoded) == 0)
+            loaded++;
+    CertCloseStore(store, 0);
+    return loaded;
+}
+#endif
+
 #if WSR__POSIX
 /* The system's CA bundle, where Debian-like systems keep it. */
 static const char *const wsr__ca_bundles[] = {
@@ -4185,11 +4210,11 @@ WSR__PRIVATE wsr_err wsr__tls_ctx_init(wsr__tls_ctx *t, const wsr_tls_config *cf
             return WSR_ERR_TLS;
         }
 #else
-        /* Windows keeps its trusted roots in the certificate store, not in
-           a PEM file mbedTLS can read: the CAs must be given. */
-        wsr__error_set(err, WSR_ERR_TLS, 0, "no CA bundle given: on Windows set tls.ca_file, ca_dir or "
-                       "ca_pem (the system's certificate store is not read)");
-        return WSR_ERR_TLS;
+        if (wsr__tls_load_system_roots(&t->ca) == 0) {
+            wsr__error_set(err, WSR_ERR_TLS, (int)GetLastError(), "no CA given and none readable in the Windows "
+                           "certificate store (ROOT): set tls.ca_file, ca_dir or ca_pem");
+            return WSR_ERR_TLS;
+        }
 #endif
     }
     mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);

@@ -20,9 +20,12 @@ MBEDTLS_WIN=${MBEDTLS_WIN:-$B/mbedtls}
 
 need=()
 command -v "$MINGW" >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
+command -v "${MINGW%gcc}g++" >/dev/null 2>&1 || need+=(g++-mingw-w64-x86-64)
 command -v wine >/dev/null 2>&1 || need+=(wine wine64)
 case " $TESTS " in *" test_tls_win "*)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  # wine fills the Windows ROOT certificate store from the host's CA bundle.
+  [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
   [ -f "$MBEDTLS_WIN/lib/libmbedtls.a" ] || command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev) ;;
 esac
 if [ ${#need[@]} -gt 0 ]; then
@@ -87,7 +90,7 @@ for t in $TESTS; do
   if [ "$t" = test_tls_win ]; then
     # mbedTLS 2.28 takes its entropy from CryptGenRandom (advapi32); 3.x from bcrypt.
     if build_mbedtls && make_pki; then
-      extra=(-I"$MBEDTLS_WIN/include" -L"$MBEDTLS_WIN/lib" -lmbedtls -lmbedx509 -lmbedcrypto -ladvapi32)
+      extra=(-I"$MBEDTLS_WIN/include" -L"$MBEDTLS_WIN/lib" -lmbedtls -lmbedx509 -lmbedcrypto -ladvapi32 -lcrypt32)
     else
       echo "$t: no mbedTLS for mingw or no test certificates" >&2; fail_build=$((fail_build + 1)); continue
     fi
@@ -124,15 +127,24 @@ f=$((f + fail_build))
 # The examples and tools that are plain clients and servers must build for
 # Windows too (each build counts as one check). own_loop, wsrcat and
 # wsr-chaos poll stdin or use BSD headers directly, and stay POSIX-only.
+tls=(-DWSR_USE_MBEDTLS -I"$MBEDTLS_WIN/include" -L"$MBEDTLS_WIN/lib" -lmbedtls -lmbedx509 -lmbedcrypto -ladvapi32 -lcrypt32)
 for src in examples/hello.c examples/reconnecting.c examples/long_job.c examples/chat_server.c \
            examples/demo_client.c examples/wss_client.c tools/wsr-echo.c; do
-  exe="$B/$(basename "$src" .c).exe"
+  exe="$B/$(basename "$src" .c).exe" extra=()
+  [ "$src" = examples/wss_client.c ] && extra=("${tls[@]}")
   if "$MINGW" -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. "$src" -o "$exe" \
-       -static -pthread -lws2_32 -lbcrypt && [ "$(head -c 2 "$exe")" = MZ ]; then
+       -static -pthread "${extra[@]}" -lws2_32 -lbcrypt && [ "$(head -c 2 "$exe")" = MZ ]; then
     p=$((p + 1))
   else
     echo "$src: does not build for Windows" >&2; f=$((f + 1))
   fi
 done
+# The TLS part of the header as C++ for Windows (make test checks C++ without TLS).
+if "${MINGW%gcc}g++" -std=c++11 -Wall -Wextra -Wpedantic -Werror -DWSR_USE_MBEDTLS -I"$MBEDTLS_WIN/include" -I. \
+     -c tests/compile_cpp.cpp -o "$B/compile_tls_cpp.o"; then
+  p=$((p + 1))
+else
+  echo "ws_reconnect.h with WSR_USE_MBEDTLS does not build as C++ for Windows" >&2; f=$((f + 1))
+fi
 echo "$p passed, $f failed"
 [ "$f" -eq 0 ]
