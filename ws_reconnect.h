@@ -3527,6 +3527,16 @@ WSR__PRIVATE void wsr__os_text(int os, char *out, size_t cap) { (void)os; if (ca
 WSR__PRIVATE int wsr__net_start(void) { return 0; }
 WSR__PRIVATE void wsr__net_stop(void) {}
 WSR__PRIVATE void wsr__sock_close(wsr__sock s) { close(s); }
+/* Has a non-blocking connect finished (succeeded or failed)? SO_ERROR then
+   says which. poll() reports both as writable or hung up. */
+#define WSR__CONNECT_RECHECK_MS 0      /* poll() wakes us when it finishes: no need to ask again */
+WSR__PRIVATE int wsr__connect_finished(wsr__sock s) {
+    struct pollfd p;
+    p.fd = s;
+    p.events = POLLOUT;
+    p.revents = 0;
+    return poll(&p, 1, 0) > 0;
+}
 WSR__PRIVATE int wsr__poll(wsr__pollfd *p, size_t n, int timeout_ms) { return poll(p, (nfds_t)n, timeout_ms); }
 WSR__PRIVATE void wsr__sleep_ms(int ms) { if (ms > 0) poll(NULL, 0, ms); }
 /* Lets a restarted server bind at once while old connections sit in TIME_WAIT. */
@@ -3700,6 +3710,22 @@ WSR__PRIVATE int wsr__net_start(void) {
 }
 WSR__PRIVATE void wsr__net_stop(void) { WSACleanup(); }
 WSR__PRIVATE void wsr__sock_close(wsr__sock s) { closesocket(s); }
+/* Has a non-blocking connect finished? WSAPoll on Windows before 10
+   version 2004 never reports a connect that failed (the known WSAPoll bug):
+   the attempt would sit until its timeout, 10 s where a refusal takes 2. So
+   the question goes to select(), which reports a failed connect in
+   exceptfds, and the transport asks again every WSR__CONNECT_RECHECK_MS
+   while a connect is under way instead of trusting WSAPoll to wake it. */
+#define WSR__CONNECT_RECHECK_MS 100
+WSR__PRIVATE int wsr__connect_finished(wsr__sock s) {
+    fd_set w, e;
+    struct timeval zero = {0, 0};
+    FD_ZERO(&w);
+    FD_ZERO(&e);
+    FD_SET(s, &w);
+    FD_SET(s, &e);
+    return select(0, NULL, &w, &e, &zero) > 0;
+}
 WSR__PRIVATE void wsr__sleep_ms(int ms) { if (ms > 0) Sleep((DWORD)ms); }
 /* WSAPoll fails (WSAEINVAL) when it has nothing to watch, so it cannot
    sleep; an entry without a socket first in the array (the server's resting
@@ -3912,6 +3938,7 @@ typedef struct wsr__tcp {
     int addr_timeout_ms;             /* how long one address may take */
     int connect_timeout_ms;
     uint64_t addr_deadline;
+    uint64_t recheck_at;             /* Windows: when to ask about the connect again (WSAPoll may not say) */
     wsr_error last;                  /* the error of the last address that failed */
     char where[80];                  /* "host:port" for messages */
 } wsr__tcp;
@@ -3974,6 +4001,7 @@ WSR__PRIVATE wsr_err wsr__tcp_try_next(wsr__tcp *t, uint64_t now, wsr_error *err
         setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
         wsr__tcp_deadlines(t);
         t->addr_deadline = now + (uint64_t)t->addr_timeout_ms;
+        t->recheck_at = WSR__CONNECT_RECHECK_MS ? now + WSR__CONNECT_RECHECK_MS : 0;
         if (connect(t->fd, ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0) { t->connected = 1; return WSR_OK; }
         {
             int e = wsr__sock_errno();
@@ -4013,17 +4041,15 @@ WSR__PRIVATE wsr_err wsr__tcp_open(void *self, const char *host, int port, uint6
 
 WSR__PRIVATE wsr_err wsr__tcp_connect(void *self, uint64_t now, wsr_error *err) {
     wsr__tcp *t = (wsr__tcp *)self;
-    wsr__pollfd pfd;
     int soerr = 0, r;
     socklen_t len = sizeof soerr;
     if (t->connected) return WSR_OK;
     if (t->fd == WSR__NO_SOCK) { *err = t->last; return err->code ? err->code : WSR_ERR_IO; }
-    pfd.fd = t->fd;
-    pfd.events = POLLOUT;
-    pfd.revents = 0;
-    r = wsr__poll(&pfd, 1, 0);
-    if (r == 0) {
-        if (now < t->addr_deadline) return WSR_ERR_AGAIN;
+    if (!wsr__connect_finished(t->fd)) {
+        if (now < t->addr_deadline) {
+            t->recheck_at = WSR__CONNECT_RECHECK_MS ? now + WSR__CONNECT_RECHECK_MS : 0;
+            return WSR_ERR_AGAIN;
+        }
         wsr__error_set(&t->last, WSR_ERR_TIMEOUT, WSR__E_TIMEDOUT, "connect to %s timed out", t->where);
         t->last.transient = 1;
     } else {
@@ -4059,10 +4085,12 @@ WSR__PRIVATE int wsr__tcp_events(void *self) {
     return t->fd != WSR__NO_SOCK && !t->connected ? WSR_POLL_OUT : 0;
 }
 
-/* While an address is being tried: when to give up on it for the next one. */
+/* While an address is being tried: when to give up on it for the next one
+   or, on Windows, to ask again whether it failed. */
 WSR__PRIVATE uint64_t wsr__tcp_timer(void *self) {
     wsr__tcp *t = (wsr__tcp *)self;
-    return t->fd != WSR__NO_SOCK && !t->connected ? t->addr_deadline : 0;
+    if (t->fd == WSR__NO_SOCK || t->connected) return 0;
+    return t->recheck_at ? WSR__MIN(t->addr_deadline, t->recheck_at) : t->addr_deadline;
 }
 
 /* Waits for one socket (or just sleeps when there is none). Returns the

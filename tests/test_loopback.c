@@ -1343,6 +1343,87 @@ TEST(raw_server_silent_connect_timeout) {
     raw_srv_stop(&r);
 }
 
+/* A listener whose accept queue is full drops new SYNs: a connect to it
+   stays under way until the client's timeout. Fills the queue with
+   connections nobody accepts; returns how many (each in fds[]), or 0. */
+static int fill_accept_queue(int lfd, int port, int *fds, int cap) {
+    int n = 0;
+    while (n < cap) {
+        struct sockaddr_in a;
+        struct pollfd p;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) break;
+        set_nonblock(fd);
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons((unsigned short)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        connect(fd, (struct sockaddr *)&a, sizeof a);
+        fds[n++] = fd;
+        p.fd = fd;
+        p.events = POLLOUT;
+        p.revents = 0;
+        if (poll(&p, 1, 300) == 0) return n;    /* this one hangs: the queue is full */
+    }
+    (void)lfd;
+    return 0;
+}
+
+TEST(connect_that_hangs_ends_at_its_timeout) {
+    /* The whole connect path on a SYN nobody answers. On Windows the client
+       also asks about the connect every 100 ms: WSAPoll before Windows 10
+       version 2004 never reports a failed connect, so waiting for it alone
+       would turn a 2 s refusal into the whole timeout. */
+    cli_rec cr;
+    wsr_client_config cfg;
+    wsr_client *c;
+    char url[128];
+    int port, fds[64], nf, i, lfd;
+    uint64_t t0, took;
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    memset(&cr, 0, sizeof cr);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(lfd >= 0);
+    if (lfd < 0) return;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 1) == 0 &&
+          getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+    port = ntohs(a.sin_port);
+    nf = fill_accept_queue(lfd, port, fds, 64);
+    CHECK(nf > 0);
+    if (nf > 0) {
+        client_cfg(&cfg, &cr, url, sizeof url, port, "/");
+        cfg.connect_timeout_ms = 1200;
+        c = client_new(&cfg);
+        CHECK(c != NULL);
+        t0 = wsr_now_ms();
+        PUMP_UNTIL(wsr_now_ms() - t0 >= 400, 2000, wsr_client_poll(c, 20));
+        CHECK_EQ_INT(wsr_client_state(c), WSR_STATE_CONNECTING);
+        {
+            int wait = wsr_client_timeout_ms(c, wsr_now_ms());
+#if defined(_WIN32)
+            CHECK(wait >= 0 && wait <= 100);     /* asked again soon, whatever WSAPoll says */
+#else
+            CHECK(wait > 100);                   /* poll() will report the connect: the deadline is the timer */
+#endif
+            if (getenv("WSR_TEST_SHOW")) printf("  connecting: next timer in %d ms\n", wait);
+        }
+        PUMP_UNTIL(cr.closes, 5000, wsr_client_poll(c, 20));
+        took = wsr_now_ms() - t0;
+        CHECK_EQ_INT(cr.closes, 1);
+        CHECK_EQ_INT(cr.why.code, WSR_ERR_TIMEOUT);
+        CHECK_EQ_INT(cr.why.transient, 1);
+        CHECK(took >= 1000 && took <= 4000);
+        if (took < 1000 || took > 4000) printf("  the hanging connect ended after %lu ms\n", (unsigned long)took);
+        wsr_client_free(c);
+    }
+    for (i = 0; i < nf; i++) close(fds[i]);
+    close(lfd);
+}
+
 TEST(raw_server_masked_frame_gets_1002) {
     raw_srv r;
     cli_rec cr;
