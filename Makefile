@@ -22,7 +22,7 @@ EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TOOLS    = $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c)) $(B)/tools/wsrcat-notls
 COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_split \
                 $(B)/compile_nothreads $(B)/compile_tls $(B)/compile_tls_cpp \
-                $(B)/compile_mingw $(B)/compile_mingw_cpp
+                $(B)/compile_mingw $(B)/compile_mingw_cpp $(B)/compile_clang_mingw
 
 .PHONY: all test run-tests test-valgrind test-windows demo clean tools examples
 all: tools examples
@@ -99,6 +99,12 @@ $(B)/compile_mingw: tests/compile_c.c $(HEADER) | $(B)
 $(B)/compile_mingw_cpp: tests/compile_cpp.cpp $(HEADER) | $(B)
 	$(MINGW_CXX) $(STD_CXX) -O2 -I. $< -o $@.exe $(MINGW_LIBS)
 	@$(PE_CHECK)
+# clang for Windows too (against the mingw-w64 headers; compiled, not
+# linked: Debian's clang has no Windows runtime). The check: an x86-64 COFF
+# object, whose first two bytes are the machine type 0x8664.
+$(B)/compile_clang_mingw: tests/compile_c.c $(HEADER) | $(B)
+	$(CLANG) --target=x86_64-w64-mingw32 $(STD_C) -O2 -I. -c $< -o $@.obj
+	@printf '#!/bin/sh\nif [ "$$(od -An -tx1 -N2 "%s.obj" | tr -d " ")" = 6486 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi\n' "$@" > $@ && chmod +x $@
 
 # The tests that use the thread runner, once more under ThreadSanitizer.
 TSAN_TESTS = $(B)/tsan/test_reconnect_live $(B)/tsan/test_reentry

@@ -1958,8 +1958,8 @@ WSR_API wsr_err wsr_handshake_response_check(const char *head, size_t len, size_
     if (head_len < 13 || memcmp(head, "HTTP/1.", 7) != 0 || head[8] != ' ' || (head[12] != ' ' && head[12] != '\r') ||
         head[9] < '1' || head[9] > '5' || head[10] < '0' || head[10] > '9' || head[11] < '0' || head[11] > '9') {
         /* The head is not NUL-terminated: print a counted prefix of its first line. */
-        const char *nl = (const char *)memchr(head, '\r', head_len);
-        int shown = (int)WSR__MIN((size_t)(nl ? nl - head : (ptrdiff_t)head_len), (size_t)30);
+        const char *eol = (const char *)memchr(head, '\r', head_len);
+        int shown = (int)WSR__MIN((size_t)(eol ? eol - head : (ptrdiff_t)head_len), (size_t)30);
         wsr__error_set(err, WSR_ERR_HANDSHAKE, 0, "upgrade response is not HTTP: '%.*s'", shown, head);
         return WSR_ERR_HANDSHAKE;
     }
@@ -4041,7 +4041,8 @@ WSR__PRIVATE wsr_err wsr__tcp_open(void *self, const char *host, int port, uint6
 
 WSR__PRIVATE wsr_err wsr__tcp_connect(void *self, uint64_t now, wsr_error *err) {
     wsr__tcp *t = (wsr__tcp *)self;
-    int soerr = 0, r;
+    int soerr = 0;
+    wsr_err r;
     socklen_t len = sizeof soerr;
     if (t->connected) return WSR_OK;
     if (t->fd == WSR__NO_SOCK) { *err = t->last; return err->code ? err->code : WSR_ERR_IO; }
@@ -4063,7 +4064,7 @@ WSR__PRIVATE wsr_err wsr__tcp_connect(void *self, uint64_t now, wsr_error *err) 
         }
     }
     r = wsr__tcp_try_next(t, now, err);
-    if (r != WSR_OK) return (wsr_err)r;
+    if (r != WSR_OK) return r;
     return t->connected ? WSR_OK : WSR_ERR_AGAIN;
 }
 
