@@ -36,7 +36,7 @@ $(B)/examples/%: examples/%.c $(HEADER) | $(B)
 	@mkdir -p $(B)/examples
 	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
-$(B)/tools/%: tools/%.c $(HEADER) | $(B)
+$(B)/tools/%: tools/%.c tools/tool_os.h $(HEADER) | $(B)
 	@mkdir -p $(B)/tools
 	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
@@ -76,7 +76,7 @@ $(B)/tools/wsrcat $(B)/examples/wss_client: override CFLAGS += -DWSR_USE_MBEDTLS
 $(B)/tools/wsrcat $(B)/examples/wss_client: LDLIBS += $(MBEDTLS_LIBS)
 # wsrcat once more without TLS (one of $(TOOLS)): it must still build, and
 # refuse wss:// and the TLS options clearly (tests/test_wsrcat.c runs it).
-$(B)/tools/wsrcat-notls: tools/wsrcat.c $(HEADER) | $(B)
+$(B)/tools/wsrcat-notls: tools/wsrcat.c tools/tool_os.h $(HEADER) | $(B)
 	@mkdir -p $(B)/tools
 	$(CC) $(STD_C) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 $(B)/compile_tls: tests/compile_c.c $(HEADER) | $(B)

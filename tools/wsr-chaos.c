@@ -19,22 +19,27 @@
    "chunk" with the time it may leave (now + delay), which is all `delay`
    needs. A FIN read from one side is passed on (shutdown SHUT_WR) once its
    flow is empty, and a reset is passed on as a reset, so a half-closed or
-   reset connection looks the same on both sides of the proxy. */
+   reset connection looks the same on both sides of the proxy.
+
+   On Windows it is the same program on Winsock. tool_os.h holds the few
+   differences: a socket is a SOCKET handle closed with closesocket, errors
+   come from WSAGetLastError, poll is WSAPoll, and stdin, which WSAPoll cannot
+   wait on, becomes a socket fed by a reader thread. What differs in
+   behaviour is said where it happens (see TOOL_CONNECT_CHECK_MS). */
 #define WSR_IMPLEMENTATION
 #include "ws_reconnect.h"   /* wsr_now_ms() and the POSIX feature macros; the proxy itself is plain sockets */
+#include "tool_os.h"        /* the POSIX / Winsock differences */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#ifndef _WIN32
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#endif
 
 static const char usage[] =
 "usage: wsr-chaos [-l HOST:PORT] -t HOST:PORT [--schedule \"T:CMD;T:CMD...\"] [-q]\n"
@@ -176,7 +181,7 @@ static long flow_wait(flow *f, uint64_t now) {
 
 typedef struct conn {
     int id;
-    int fd[2];                 /* [CLIENT] the accepted socket, [SERVER] ours to the target; -1: gone */
+    tool_sock fd[2];           /* [CLIENT] the accepted socket, [SERVER] ours to the target; TOOL_NO_SOCK: gone */
     int connecting;            /* the connect to the target is still under way */
     int cut;                   /* `close` ran: FINs sent, whatever comes is dropped */
     uint64_t cut_at;
@@ -186,16 +191,15 @@ typedef struct conn {
 static conn *conns[MAX_CONNS];
 static int next_id = 1;
 
-static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK); }
-
 /* A reset instead of a FIN: with SO_LINGER on and a zero timeout, close()
-   throws away whatever is unsent and sends RST. */
-static void close_reset(int fd) {
+   throws away whatever is unsent and sends RST (closesocket does the same:
+   Winsock calls it an abortive close). */
+static void close_reset(tool_sock fd) {
     struct linger lg;
     lg.l_onoff = 1;
     lg.l_linger = 0;
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    close(fd);
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
+    tool_sock_close(fd);
 }
 
 /* Ends connection i: RST to both sides if `reset`, else a plain close (by
@@ -204,9 +208,9 @@ static void conn_end(int i, int reset) {
     conn *c = conns[i];
     int s;
     for (s = 0; s < 2; s++) {
-        if (c->fd[s] < 0) continue;
+        if (c->fd[s] == TOOL_NO_SOCK) continue;
         if (reset) close_reset(c->fd[s]);
-        else close(c->fd[s]);
+        else tool_sock_close(c->fd[s]);
     }
     event("conn %d done (%llu bytes up, %llu bytes down)", c->id, c->flow[CLIENT].total, c->flow[SERVER].total);
     free(c->flow[0].buf);
@@ -223,15 +227,15 @@ static void conn_cut(conn *c, uint64_t now) {
     event("conn %d closing (close command)", c->id);
     /* The FIN to side s, unless it got one already or is not connected yet. */
     for (s = 0; s < 2; s++)
-        if (!c->flow[!s].shut && !(s == SERVER && c->connecting)) shutdown(c->fd[s], SHUT_WR);
+        if (!c->flow[!s].shut && !(s == SERVER && c->connecting)) shutdown(c->fd[s], TOOL_SHUT_WR);
     for (s = 0; s < 2; s++) {
         c->flow[s].start = c->flow[s].end = 0;
         c->flow[s].count = 0;
         c->flow[s].shut = 1;
     }
     if (c->connecting) {       /* the target never got it: nothing to say goodbye to */
-        close(c->fd[SERVER]);
-        c->fd[SERVER] = -1;
+        tool_sock_close(c->fd[SERVER]);
+        c->fd[SERVER] = TOOL_NO_SOCK;
         c->flow[SERVER].eof = 1;
         c->connecting = 0;
     }
@@ -242,9 +246,10 @@ static void conn_cut(conn *c, uint64_t now) {
 static const struct addrinfo *target;   /* where connections go: -t, resolved once */
 
 /* Takes a newly accepted client socket and starts connecting to the target. */
-static void conn_accept(int fd, int id, const struct sockaddr *peer, socklen_t peer_len, uint64_t now) {
+static void conn_accept(tool_sock fd, int id, const struct sockaddr *peer, socklen_t peer_len, uint64_t now) {
     char host[64], port[16];
-    int i, s, one = 1, up;
+    int i, s, one = 1, err;
+    tool_sock up;
     conn *c;
     for (i = 0; i < MAX_CONNS && conns[i]; i++) {}
     if (i == MAX_CONNS) {
@@ -263,7 +268,7 @@ static void conn_accept(int fd, int id, const struct sockaddr *peer, socklen_t p
     }
     c->id = id;
     c->fd[CLIENT] = fd;
-    c->fd[SERVER] = -1;
+    c->fd[SERVER] = TOOL_NO_SOCK;
     for (s = 0; s < 2; s++) c->flow[s].refill_at = now;
     conns[i] = c;
     if (getnameinfo(peer, peer_len, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
@@ -273,31 +278,34 @@ static void conn_accept(int fd, int id, const struct sockaddr *peer, socklen_t p
     event("conn %d open from %s:%s", id, host, port);
     /* We copy bytes as they come, so Nagle's wait for more would only add
        latency (and would glue `split`'s 1-byte writes back together). */
-    set_nonblock(fd);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    tool_sock_nonblock(fd);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
     up = socket(target->ai_family, SOCK_STREAM, 0);
-    if (up >= 0) {
-        set_nonblock(up);
-        setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    err = tool_sock_errno();
+    if (up != TOOL_NO_SOCK) {
+        tool_sock_nonblock(up);
+        setsockopt(up, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
         c->fd[SERVER] = up;
-        if (connect(up, target->ai_addr, target->ai_addrlen) == 0) return;
-        if (errno == EINPROGRESS) { c->connecting = 1; return; }
+        if (connect(up, target->ai_addr, (socklen_t)target->ai_addrlen) == 0) return;
+        err = tool_sock_errno();
+        if (TOOL_E_INPROGRESS(err)) { c->connecting = 1; return; }
     }
     /* The client should see what it would see without us: a reset. */
-    event("conn %d cannot reach the target: %s", id, strerror(errno));
+    event("conn %d cannot reach the target: %s", id, tool_sock_strerror(err));
     conn_end(i, 1);
 }
 
 /* Reads once from side s into flow[s]. Returns -1 if that side reset. */
 static int flow_read(conn *c, int s, uint64_t now) {
     flow *f = &c->flow[s];
-    ssize_t n;
+    long n;
+    int err;
     if (f->end == BUF_CAP && f->start > 0) {      /* make the free space one piece */
         memmove(f->buf, f->buf + f->start, f->end - f->start);
         f->end -= f->start;
         f->start = 0;
     }
-    n = recv(c->fd[s], f->buf + f->end, BUF_CAP - f->end, 0);
+    n = (long)recv(c->fd[s], (char *)f->buf + f->end, BUF_CAP - f->end, 0);
     if (n > 0) {
         if (c->cut) f->total += (size_t)n;         /* dropped */
         else flow_push(f, (size_t)n, now + (uint64_t)delay_ms, now);
@@ -308,8 +316,9 @@ static int flow_read(conn *c, int s, uint64_t now) {
         event("conn %d closed by %s", c->id, side_name[s]);
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
-    event("conn %d reset by %s (%s)", c->id, side_name[s], strerror(errno));
+    err = tool_sock_errno();
+    if (TOOL_E_WOULDBLOCK(err) || err == TOOL_E_INTR) return 0;
+    event("conn %d reset by %s (%s)", c->id, side_name[s], tool_sock_strerror(err));
     return -1;
 }
 
@@ -317,23 +326,25 @@ static int flow_read(conn *c, int s, uint64_t now) {
    Returns -1 if the other side reset. */
 static int flow_write(conn *c, int s, uint64_t now) {
     flow *f = &c->flow[s];
-    int to = c->fd[!s];
+    tool_sock to = c->fd[!s];
     while (flow_wait(f, now) == 0) {
         size_t n = f->chunks[f->first].len;
-        ssize_t k;
+        long k;
+        int err;
         if (split) n = 1;
         if (bandwidth > 0 && (double)n > f->tokens) n = (size_t)f->tokens;   /* >= 1: flow_wait said so */
-        k = send(to, f->buf + f->start, n, 0);
+        k = (long)send(to, (const char *)f->buf + f->start, n, 0);
         if (k < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
-            event("conn %d reset by %s (%s)", c->id, side_name[!s], strerror(errno));
+            err = tool_sock_errno();
+            if (TOOL_E_WOULDBLOCK(err) || err == TOOL_E_INTR) return 0;
+            event("conn %d reset by %s (%s)", c->id, side_name[!s], tool_sock_strerror(err));
             return -1;
         }
         flow_pop(f, (size_t)k);
         if (bandwidth > 0) f->tokens -= (double)k;
     }
     if (f->eof && f->count == 0 && !f->shut) {
-        shutdown(to, SHUT_WR);
+        shutdown(to, TOOL_SHUT_WR);
         f->shut = 1;
     }
     return 0;
@@ -343,7 +354,7 @@ static int flow_write(conn *c, int s, uint64_t now) {
    where flow[!s] goes to. 0 means "do not poll it at all". */
 static short conn_events(conn *c, int s, uint64_t now) {
     short ev = 0;
-    if (c->fd[s] < 0) return 0;
+    if (c->fd[s] == TOOL_NO_SOCK) return 0;
     if (s == SERVER && c->connecting) return POLLOUT;      /* writable = connected (or failed) */
     if (c->cut) return c->flow[s].eof ? 0 : POLLIN;
     if (stalled) return 0;
@@ -356,12 +367,14 @@ static short conn_events(conn *c, int s, uint64_t now) {
 static void conn_step(int i, const short rev[2], uint64_t now) {
     conn *c = conns[i];
     int s;
-    if (c->connecting && rev[SERVER]) {
+    /* tool_connect_failed: where poll may miss a failed connect (Windows), ask
+       about it; elsewhere it is 0 and poll's answer is enough. */
+    if (c->connecting && (rev[SERVER] || tool_connect_failed(c->fd[SERVER]))) {
         int err = 0;
         socklen_t len = sizeof err;
-        if (getsockopt(c->fd[SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        if (getsockopt(c->fd[SERVER], SOL_SOCKET, SO_ERROR, (char *)&err, &len) != 0) err = tool_sock_errno();
         if (err) {
-            event("conn %d cannot reach the target: %s", c->id, strerror(err));
+            event("conn %d cannot reach the target: %s", c->id, tool_sock_strerror(err));
             conn_end(i, 1);
             return;
         }
@@ -457,12 +470,16 @@ static void command(const char *line, uint64_t now) {
     fflush(stdout);
 }
 
+/* Where stdin is polled and read: fd 0 on POSIX, a socket fed by a reader
+   thread on Windows (tool_os.h). */
+static tool_sock stdin_fd;
+
 /* Reads stdin and runs every whole line. Returns 0 at its end. */
 static int read_commands(uint64_t now) {
     static char line[LINE_MAX_LEN];
     static size_t len;
     char *nl;
-    ssize_t n = read(0, line + len, sizeof line - 1 - len);
+    long n = tool_stdin_read(stdin_fd, line + len, sizeof line - 1 - len);
     if (n < 0 && errno == EINTR) return 1;
     if (n <= 0) {                      /* the end (or a broken stdin): a last unfinished line counts */
         line[len] = '\0';
@@ -484,12 +501,12 @@ static int read_commands(uint64_t now) {
 }
 
 /* Accepts every waiting connection: refused (reset at once) or proxied. */
-static void accept_all(int lfd, uint64_t now) {
+static void accept_all(tool_sock lfd, uint64_t now) {
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        int fd = accept(lfd, (struct sockaddr *)&ss, &sl);
-        if (fd < 0) return;            /* EAGAIN: that was all */
+        tool_sock fd = accept(lfd, (struct sockaddr *)&ss, &sl);
+        if (fd == TOOL_NO_SOCK) return;   /* EAGAIN: that was all */
         if (now < refuse_until) {
             event("conn %d refused (reset)", next_id++);
             close_reset(fd);
@@ -564,7 +581,7 @@ static struct addrinfo *resolve(const char *hostport, int passive) {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = passive ? AI_PASSIVE : 0;
     if ((r = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
-        fprintf(stderr, "wsr-chaos: cannot resolve '%s': %s\n", hostport, gai_strerror(r));
+        fprintf(stderr, "wsr-chaos: cannot resolve '%s': %s\n", hostport, tool_gai_strerror(r));
         return NULL;
     }
     return res;
@@ -577,7 +594,8 @@ int main(int argc, char **argv) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char host[64], port[16];
-    int i, s, lfd, one = 1, stdin_open = 1;
+    int i, s, one = 1, stdin_open = 1;
+    tool_sock lfd;
     uint64_t start;
 
     for (i = 1; i < argc; i++) {
@@ -594,23 +612,27 @@ int main(int argc, char **argv) {
         } else break;
     }
     if (i < argc || !target_at) { fputs(usage, stderr); return 2; }
+    if (tool_init("wsr-chaos") != 0) return 1;   /* Windows: Winsock, binary stdout */
     if (!(ta = resolve(target_at, 0)) || !(la = resolve(listen_at, 1))) return 1;
     target = ta;                          /* the first address; kept until exit */
+#ifdef SIGPIPE
     signal(SIGPIPE, SIG_IGN);             /* a peer that went away is an errno, not a signal */
+#endif
 
     lfd = socket(la->ai_family, SOCK_STREAM, 0);
-    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(lfd, la->ai_addr, la->ai_addrlen) != 0 || listen(lfd, 64) != 0 ||
+    if (lfd == TOOL_NO_SOCK || setsockopt(lfd, SOL_SOCKET, TOOL_SO_REUSE, (const char *)&one, sizeof one) != 0 ||
+        bind(lfd, la->ai_addr, (socklen_t)la->ai_addrlen) != 0 || listen(lfd, 64) != 0 ||
         getsockname(lfd, (struct sockaddr *)&ss, &sl) != 0 ||
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        fprintf(stderr, "wsr-chaos: cannot listen on %s: %s\n", listen_at, strerror(errno));
+        fprintf(stderr, "wsr-chaos: cannot listen on %s: %s\n", listen_at, tool_sock_strerror(tool_sock_errno()));
         return 1;
     }
     freeaddrinfo(la);
-    set_nonblock(lfd);
+    tool_sock_nonblock(lfd);
     printf(strchr(host, ':') ? "listening on [%s]:%s\n" : "listening on %s:%s\n", host, port);
     fflush(stdout);
+    if ((stdin_fd = tool_stdin_start("wsr-chaos")) == TOOL_NO_SOCK) return 1;
     start = wsr_now_ms();
 
     for (;;) {
@@ -620,18 +642,23 @@ int main(int argc, char **argv) {
 
         /* Build the poll set: stdin, the listener, then fd[CLIENT] and
            fd[SERVER] of conns[i] at 2 + 2i (negative fds are skipped). */
-        pfd[0].fd = stdin_open ? 0 : -1;
+        pfd[0].fd = stdin_open ? stdin_fd : TOOL_NO_SOCK;
         pfd[1].fd = lfd;
         pfd[0].events = pfd[1].events = POLLIN;
         for (i = 0; i < MAX_CONNS; i++) {
             for (s = 0; s < 2; s++) {
                 struct pollfd *p = &pfd[2 + 2 * i + s];
                 p->events = conns[i] ? conn_events(conns[i], s, now) : 0;
-                p->fd = p->events ? conns[i]->fd[s] : -1;
+                p->fd = p->events ? conns[i]->fd[s] : TOOL_NO_SOCK;
                 p->revents = 0;
             }
             /* Timers: a chunk that waits out its delay or its bandwidth share,
-               and the end of the linger after `close`. */
+               the end of the linger after `close`, and (Windows) the next look
+               at a pending connect. */
+            if (conns[i] && conns[i]->connecting && TOOL_CONNECT_CHECK_MS > 0) {
+                uint64_t t = now + TOOL_CONNECT_CHECK_MS;
+                if (!wake || t < wake) wake = t;
+            }
             if (conns[i] && conns[i]->cut) {
                 uint64_t t = conns[i]->cut_at + LINGER_MS;
                 if (!wake || t < wake) wake = t;
@@ -646,8 +673,8 @@ int main(int argc, char **argv) {
             if (!schedule[i].done && (!wake || start + schedule[i].at < wake)) wake = start + schedule[i].at;
         timeout = !wake ? -1 : wake <= now ? 0 : wake - now > 60000 ? 60000 : (int)(wake - now);
 
-        if (poll(pfd, 2 + 2 * MAX_CONNS, timeout) < 0 && errno != EINTR) {
-            perror("wsr-chaos: poll");
+        if (tool_poll(pfd, 2 + 2 * MAX_CONNS, timeout) < 0 && tool_sock_errno() != TOOL_E_INTR) {
+            fprintf(stderr, "wsr-chaos: poll: %s\n", tool_sock_strerror(tool_sock_errno()));
             return 1;
         }
         now = wsr_now_ms();

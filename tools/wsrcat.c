@@ -42,20 +42,23 @@
    The server side (main_server) uses wsr_server_poll(), which waits by
    itself: the server has no socket/events/step functions yet, so the loop
    looks at stdin without waiting and then lets the server wait up to
-   SERVER_TICK_MS. */
+   SERVER_TICK_MS.
+
+   On Windows (mingw-w64: add -lws2_32 -lbcrypt) the loop is the same, but
+   WSAPoll cannot wait on a console or a pipe: tool_os.h turns stdin into a
+   socket fed by a reader thread, and Ctrl-C, Ctrl-Break or the console
+   closing into a byte on another socket, which stand where fd 0 and the
+   signal pipe stand on POSIX. */
 #define _POSIX_C_SOURCE 200809L
 #define WSR_IMPLEMENTATION
 #include "ws_reconnect.h"
+#include "tool_os.h"        /* stdin and signals as sockets on Windows; fd 0 and a pipe on POSIX */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* In pieces: C99 promises string literals of 4095 bytes only. */
 static const char *const usage[] = {
@@ -159,7 +162,12 @@ static const char *const usage[] = {
 "  3  the connection ended from the other side: with --no-reconnect, the server\n"
 "     closed it or the link dropped; or the link dropped during our close\n"
 "  4  client interrupted by SIGINT/SIGTERM (it closes with 1001 first; a second\n"
-"     signal exits at once)\n",
+"     signal exits at once)\n"
+#ifdef _WIN32
+"On Windows, Ctrl-C, Ctrl-Break and closing the console window stand for\n"
+"SIGINT/SIGTERM; Ctrl-Z then Enter at the start of a line ends the input.\n"
+#endif
+,
 NULL };
 
 enum {
@@ -305,34 +313,18 @@ static void print_end_json(int code, const char *reason) {
     fflush(stdout);
 }
 
-/* ---- signals: a pipe that poll() can watch ----------------------------------------- */
+/* ---- signals and stdin, as things poll() can watch ------------------------------------ */
 
-static int sig_pipe[2] = { -1, -1 };
-static volatile sig_atomic_t signals_seen;
+/* SIGINT and SIGTERM (Windows: Ctrl-C, Ctrl-Break, the console closing) make
+   tool_signal_fd readable and count in tool_signals; tool_os.h sets this up
+   (a self-pipe on POSIX, a socket pair on Windows). stdin_fd is where stdin
+   is polled and read: fd 0 on POSIX, a socket fed by a reader thread on
+   Windows. */
+static tool_sock stdin_fd;
 
-static void on_signal(int sig) {
-    char b = (char)sig;
-    int saved = errno;
-    signals_seen++;
-    if (write(sig_pipe[1], &b, 1) < 0) { /* full: a wake-up is already there */ }
-    errno = saved;
-}
-
-static void setup_signals(void) {
-    struct sigaction sa;
-    if (pipe(sig_pipe) != 0) { perror("wsrcat: pipe"); exit(EXIT_FAILED); }
-    fcntl(sig_pipe[0], F_SETFL, fcntl(sig_pipe[0], F_GETFL, 0) | O_NONBLOCK);
-    fcntl(sig_pipe[1], F_SETFL, fcntl(sig_pipe[1], F_GETFL, 0) | O_NONBLOCK);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-static void drain_signal_pipe(void) {
-    char buf[16];
-    while (read(sig_pipe[0], buf, sizeof buf) > 0) {}
+static void setup_os(void) {
+    if (tool_init("wsrcat") != 0 || tool_signals_start("wsrcat") != 0) exit(EXIT_FAILED);
+    if ((stdin_fd = tool_stdin_start("wsrcat")) == TOOL_NO_SOCK) exit(EXIT_FAILED);
 }
 
 /* ---- stdin, one line at a time ------------------------------------------------------- */
@@ -343,7 +335,7 @@ static struct { char *data; size_t pos, len, cap; int eof; unsigned long lineno;
 /* Reads once from stdin. Returns 0 at its end (or on an error, which ends
    the input just the same). */
 static int read_stdin(void) {
-    ssize_t n;
+    long n;
     if (in.pos > 0 && in.pos == in.len) in.pos = in.len = 0;
     if (in.cap - in.len < READ_CHUNK) {
         size_t cap;
@@ -360,7 +352,7 @@ static int read_stdin(void) {
             in.cap = cap;
         }
     }
-    do n = read(0, in.data + in.len, in.cap - in.len); while (n < 0 && errno == EINTR);
+    n = tool_stdin_read(stdin_fd, in.data + in.len, in.cap - in.len);   /* read(0, ...), EINTR retried */
     if (n <= 0) {
         if (n < 0 && errno != EAGAIN) fprintf(stderr, "wsrcat: reading stdin: %s\n", strerror(errno));
         if (n < 0 && errno == EAGAIN) return 1;
@@ -589,7 +581,8 @@ static int main_client(void) {
          opt.reconnect ? "on" : "off", opt.backoff_initial_ms, opt.backoff_max_ms, opt.ping_interval_ms,
          opt.pong_timeout_ms);
 
-    /* The loop: stdin, the signal pipe and the client's socket in one poll().
+    /* The loop: stdin, the signal pipe and the client's socket in one poll()
+       (WSAPoll on Windows, where stdin and the signal pipe are sockets).
        The client says which socket and events it needs, and how long we may
        sleep before its next timer (backoff, ping, timeouts); then
        wsr_client_step() does whatever is due: connect, read, write, timers,
@@ -598,25 +591,26 @@ static int main_client(void) {
         struct pollfd fds[3];
         int k, n = 0, stdin_slot = -1, events = wsr_client_events(a.c);
         uintptr_t sock = wsr_client_socket(a.c);
-        fds[n].fd = sig_pipe[0];
+        fds[n].fd = tool_signal_fd;
         fds[n++].events = POLLIN;
         if (sock != WSR_INVALID_SOCKET) {
-            fds[n].fd = (int)sock;
+            fds[n].fd = (tool_sock)sock;
             fds[n++].events = (short)(((events & WSR_POLL_IN) ? POLLIN : 0) | ((events & WSR_POLL_OUT) ? POLLOUT : 0));
         }
         if (!in.eof && !a.blocked && !a.stdin_done) {
             stdin_slot = n;
-            fds[n].fd = 0;
+            fds[n].fd = stdin_fd;
             fds[n++].events = POLLIN;
         }
         for (k = 0; k < n; k++) fds[k].revents = 0;
-        if (poll(fds, (nfds_t)n, wsr_client_timeout_ms(a.c, wsr_now_ms())) < 0 && errno != EINTR) {
-            perror("wsrcat: poll");
+        if (tool_poll(fds, (size_t)n, wsr_client_timeout_ms(a.c, wsr_now_ms())) < 0 &&
+            tool_sock_errno() != TOOL_E_INTR) {
+            fprintf(stderr, "wsrcat: poll: %s\n", tool_sock_strerror(tool_sock_errno()));
             break;
         }
-        if (fds[0].revents) drain_signal_pipe();  /* it only woke us: signals_seen counts */
-        if (signals_seen >= 2) { a.interrupted = 1; vlog("second signal: exit now"); break; }
-        if (signals_seen == 1 && !a.interrupted) {
+        if (fds[0].revents) tool_signals_drain();  /* it only woke us: tool_signals counts */
+        if (tool_signals >= 2) { a.interrupted = 1; vlog("second signal: exit now"); break; }
+        if (tool_signals == 1 && !a.interrupted) {
             a.interrupted = 1;
             a.stdin_done = 1;
             vlog("signal: closing with 1001");
@@ -771,12 +765,12 @@ static int main_server(void) {
     /* wsr_server_poll() waits by itself and the server does not tell which
        sockets it waits on, so stdin is looked at without waiting, then the
        server waits up to SERVER_TICK_MS: a stdin line goes out within that. */
-    while (!server_stop && !signals_seen) {
+    while (!server_stop && !tool_signals) {
         struct pollfd fd;
-        fd.fd = 0;
+        fd.fd = stdin_fd;
         fd.events = POLLIN;
         fd.revents = 0;
-        if (stdin_open && poll(&fd, 1, 0) > 0) {
+        if (stdin_open && tool_poll(&fd, 1, 0) > 0) {
             const char *line;
             size_t n, used;
             if (!read_stdin()) { stdin_open = 0; vlog("end of input: still serving"); }
@@ -791,11 +785,11 @@ static int main_server(void) {
     }
     /* The library's graceful stop: no newcomers, 1001 "going away" to every
        client, up to 2 s for their close handshakes, then the rest dropped. */
-    vlog("%s: closing every client with 1001", signals_seen ? "signal" : "-x reached");
+    vlog("%s: closing every client with 1001", tool_signals ? "signal" : "-x reached");
     if (wsr_server_shutdown(s, 2000) != WSR_OK) vlog("some clients did not finish the close handshake");
     wsr_server_free(s);
     vlog("exit 0");
-    if (opt.json) print_end_json(EXIT_CLEAN, signals_seen ? "stopped by a signal" : "exit-after reached");
+    if (opt.json) print_end_json(EXIT_CLEAN, tool_signals ? "stopped by a signal" : "exit-after reached");
     return EXIT_CLEAN;
 }
 
@@ -970,7 +964,7 @@ int main(int argc, char **argv) {
     int status;
     start_ms = wsr_now_ms();
     parse_args(argc, argv);
-    setup_signals();
+    setup_os();
     status = opt.listen ? main_server() : main_client();
     free(opt.headers);
     free(in.data);
