@@ -13,16 +13,17 @@ set -u
 cd "$(dirname "$0")/.."
 B=${B:-build}/win
 MINGW=${MINGW:-x86_64-w64-mingw32-gcc}
-# The tests that build for Windows today (no fork/exec); test_tls_win is
-# the wss:// one (tests/test_tls.c needs fork and openssl).
-TESTS=${WSR_WIN_TESTS:-"test_oserrors test_util test_codec test_handshake test_client test_reconnect test_policy test_reentry test_loopback test_reconnect_live test_server test_conformance test_tls_win"}
+# The tests that build for Windows; test_tls_win is the wss:// one
+# (tests/test_tls.c needs fork and openssl). test_examples, test_chaos and
+# test_wsrcat start the programs built below (tests/wsr_test_proc.h).
+TESTS=${WSR_WIN_TESTS:-"test_oserrors test_util test_codec test_handshake test_client test_reconnect test_policy test_reentry test_loopback test_reconnect_live test_server test_conformance test_tls_win test_examples test_chaos test_wsrcat"}
 MBEDTLS_WIN=${MBEDTLS_WIN:-$B/mbedtls}
 
 need=()
 command -v "$MINGW" >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
 command -v "${MINGW%gcc}g++" >/dev/null 2>&1 || need+=(g++-mingw-w64-x86-64)
 command -v wine >/dev/null 2>&1 || need+=(wine wine64)
-case " $TESTS " in *" test_tls_win "*)
+case " $TESTS " in *" test_tls_win "*|*" test_wsrcat "*)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
   # wine fills the Windows ROOT certificate store from the host's CA bundle.
   [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
@@ -67,29 +68,52 @@ build_mbedtls() {
     rm -rf "$src"
 }
 
-# The test PKI for test_tls_win (what tests/test_tls_win.c lists).
+# The test PKI for test_tls_win (what tests/test_tls_win.c lists) and
+# test_wsrcat (its pki_script: also a client certificate, for mutual TLS).
 make_pki() {
   local d="$B/pki"
   rm -rf "$d" && mkdir -p "$d/cadir" || return 1
   (cd "$d" && set -e
-   printf '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n[srv]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf
-   for k in ca ca2 server; do openssl ecparam -name prime256v1 -genkey -noout -out $k.key; done
+   printf '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n[srv]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n[cli]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' > ext.cnf
+   for k in ca ca2 server client; do openssl ecparam -name prime256v1 -genkey -noout -out $k.key; done
    openssl req -x509 -new -key ca.key -subj '/CN=wsr test CA' -days 3650 -sha256 -config ext.cnf -extensions ca -out ca.crt
    openssl req -x509 -new -key ca2.key -subj '/CN=wsr unrelated CA' -days 3650 -sha256 -config ext.cnf -extensions ca -out ca2.crt
    openssl req -new -key server.key -subj /CN=localhost -out server.csr
    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -set_serial 2 -days 30 -sha256 \
      -extfile ext.cnf -extensions srv -out server.crt 2>/dev/null
+   openssl req -new -key client.key -subj '/CN=wsrcat test client' -out client.csr
+   openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -set_serial 3 -days 30 -sha256 \
+     -extfile ext.cnf -extensions cli -out client.crt 2>/dev/null
    cp ca.crt cadir/ca.crt
-   openssl verify -CAfile ca.crt server.crt >/dev/null) >"$B/pki.log" 2>&1 ||
+   openssl verify -CAfile ca.crt server.crt client.crt >/dev/null) >"$B/pki.log" 2>&1 ||
     { echo "making the test certificates failed (see $B/pki.log)" >&2; return 1; }
 }
 
-exes=() fail_build=0
+# The examples and tools, first: test_examples, test_chaos and test_wsrcat
+# run them. Each build counts as one check. wsrcat-notls is wsrcat without
+# TLS (test_wsrcat checks that it refuses wss:// clearly).
+tls=(-DWSR_USE_MBEDTLS -I"$MBEDTLS_WIN/include" -L"$MBEDTLS_WIN/lib" -lmbedtls -lmbedx509 -lmbedcrypto -ladvapi32 -lcrypt32)
+build_mbedtls || true
+p_build=0 f_build=0
+for src in examples/hello.c examples/reconnecting.c examples/long_job.c examples/chat_server.c \
+           examples/demo_client.c examples/wss_client.c examples/own_loop.c tools/wsr-echo.c \
+           tools/wsrcat.c tools/wsrcat-notls tools/wsr-chaos.c; do
+  exe="$B/$(basename "$src" .c).exe" in="$src" extra=()
+  case "$src" in examples/wss_client.c|tools/wsrcat.c) extra=("${tls[@]}") ;; tools/wsrcat-notls) in=tools/wsrcat.c ;; esac
+  if "$MINGW" -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. "$in" -o "$exe" \
+       -static -pthread "${extra[@]}" -lws2_32 -lbcrypt && [ "$(head -c 2 "$exe")" = MZ ]; then
+    p_build=$((p_build + 1))
+  else
+    echo "$src: does not build for Windows" >&2; f_build=$((f_build + 1)); rm -f "$exe"
+  fi
+done
+
+exes=() fail_build=0 pki_made=0
 for t in $TESTS; do
   extra=()
-  if [ "$t" = test_tls_win ]; then
+  if [ "$t" = test_tls_win ] || [ "$t" = test_wsrcat ]; then
     # mbedTLS 2.28 takes its entropy from CryptGenRandom (advapi32); 3.x from bcrypt.
-    if build_mbedtls && make_pki; then
+    if build_mbedtls && { [ $pki_made = 1 ] || { make_pki && pki_made=1; }; }; then
       extra=(-I"$MBEDTLS_WIN/include" -L"$MBEDTLS_WIN/lib" -lmbedtls -lmbedx509 -lmbedcrypto -ladvapi32 -lcrypt32)
     else
       echo "$t: no mbedTLS for mingw or no test certificates" >&2; fail_build=$((fail_build + 1)); continue
@@ -116,6 +140,9 @@ timeout 60 wineboot >/dev/null 2>&1
 
 # test_tls_win reads its certificates from here (a Windows path: $B may be absolute).
 export WSR_TLS_PKI; WSR_TLS_PKI=$(winepath -w "$B/pki" 2>/dev/null | tr -d '\r'); WSR_TLS_PKI=${WSR_TLS_PKI:-$B/pki}
+# test_wsrcat's certificates (the same directory), and where the programs are.
+export WSRCAT_PKI="$WSR_TLS_PKI" WSR_EXAMPLES_DIR="$B" WSRCAT_BIN="$B/wsrcat" WSRCAT_NOTLS_BIN="$B/wsrcat-notls" \
+       WSR_CHAOS_BIN="$B/wsr-chaos"
 
 # tests/run.sh strips \r, applies the timeout and adds up the counts; a
 # crash gives exit 5, the exit status is the program's & 0xff.
@@ -124,21 +151,7 @@ line=$(tail -n 1 "$B/run.log")
 p=${line%% passed*}; f=${line#*, }; f=${f%% failed}
 f=$((f + fail_build))
 
-# The examples and tools that are plain clients and servers must build for
-# Windows too (each build counts as one check). own_loop, wsrcat and
-# wsr-chaos poll stdin or use BSD headers directly, and stay POSIX-only.
-tls=(-DWSR_USE_MBEDTLS -I"$MBEDTLS_WIN/include" -L"$MBEDTLS_WIN/lib" -lmbedtls -lmbedx509 -lmbedcrypto -ladvapi32 -lcrypt32)
-for src in examples/hello.c examples/reconnecting.c examples/long_job.c examples/chat_server.c \
-           examples/demo_client.c examples/wss_client.c tools/wsr-echo.c; do
-  exe="$B/$(basename "$src" .c).exe" extra=()
-  [ "$src" = examples/wss_client.c ] && extra=("${tls[@]}")
-  if "$MINGW" -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. "$src" -o "$exe" \
-       -static -pthread "${extra[@]}" -lws2_32 -lbcrypt && [ "$(head -c 2 "$exe")" = MZ ]; then
-    p=$((p + 1))
-  else
-    echo "$src: does not build for Windows" >&2; f=$((f + 1))
-  fi
-done
+p=$((p + p_build)) f=$((f + f_build))
 # The TLS part of the header as C++ for Windows (make test checks C++ without TLS).
 if "${MINGW%gcc}g++" -std=c++11 -Wall -Wextra -Wpedantic -Werror -DWSR_USE_MBEDTLS -I"$MBEDTLS_WIN/include" -I. \
      -c tests/compile_cpp.cpp -o "$B/compile_tls_cpp.o"; then
