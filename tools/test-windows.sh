@@ -16,7 +16,7 @@ MINGW=${MINGW:-x86_64-w64-mingw32-gcc}
 # The tests that build for Windows; test_tls_win is the wss:// one
 # (tests/test_tls.c needs fork and openssl). test_examples, test_chaos and
 # test_wsrcat start the programs built below (tests/wsr_test_proc.h).
-TESTS=${WSR_WIN_TESTS:-"test_oserrors test_util test_codec test_handshake test_client test_reconnect test_policy test_reentry test_loopback test_reconnect_live test_server test_conformance test_tls_win test_examples test_chaos test_wsrcat"}
+TESTS=${WSR_WIN_TESTS:-"test_oserrors test_util test_codec test_handshake test_client test_reconnect test_policy test_reentry test_loopback test_reconnect_live test_server test_conformance test_tls_win test_examples test_chaos test_wsrcat test_interop"}
 MBEDTLS_WIN=${MBEDTLS_WIN:-$B/mbedtls}
 
 need=()
@@ -133,7 +133,8 @@ done
 # pipes open (otherwise `wine x.exe | ...` never ends).
 export WINEPREFIX; WINEPREFIX=$(mktemp -d /tmp/wsr-wine.XXXXXX)
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml,winemenubuilder.exe=d"
-trap 'wineserver -k >/dev/null 2>&1; rm -rf "$WINEPREFIX"' EXIT
+broker_pid=
+trap '[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; wineserver -k >/dev/null 2>&1; rm -rf "$WINEPREFIX"' EXIT
 timeout 120 wineboot -i >/dev/null 2>&1; timeout 60 wineserver -w
 wineserver -p
 timeout 60 wineboot >/dev/null 2>&1
@@ -143,6 +144,24 @@ export WSR_TLS_PKI; WSR_TLS_PKI=$(winepath -w "$B/pki" 2>/dev/null | tr -d '\r')
 # test_wsrcat's certificates (the same directory), and where the programs are.
 export WSRCAT_PKI="$WSR_TLS_PKI" WSR_EXAMPLES_DIR="$B" WSRCAT_BIN="$B/wsrcat" WSRCAT_NOTLS_BIN="$B/wsrcat-notls" \
        WSR_CHAOS_BIN="$B/wsr-chaos"
+
+# test_interop's peers (Node's ws, Python's websockets) are host programs,
+# which a process under wine can neither start with pipes nor kill:
+# tests/interop/peer_broker.py runs them for it (PROC_HOST in
+# tests/wsr_test_proc.h). Started after wine's helpers, so they hold none of
+# its pipes; its stdin is a pipe this shell holds (at EOF it would stop), its
+# first line is its port. Stopped by its PID on exit (SIGTERM: it kills the
+# peers it still runs). Without it test_interop fails, saying so.
+case " $TESTS " in *" test_interop "*)
+  tools/deps.sh || exit 1            # node, npm ci in tests/interop, python3-websockets (quiet when present)
+  coproc BROKER { cd tests/interop && exec /usr/bin/python3 peer_broker.py; }
+  broker_pid=$BROKER_PID
+  if read -r -t 20 broker_port <&"${BROKER[0]}"; then
+    export WSR_PEER_BROKER="127.0.0.1:$broker_port"
+  else
+    echo "tests/interop/peer_broker.py printed no port" >&2
+  fi ;;
+esac
 
 # tests/run.sh strips \r, applies the timeout and adds up the counts; a
 # crash gives exit 5, the exit status is the program's & 0xff.
