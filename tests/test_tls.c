@@ -1247,7 +1247,8 @@ TEST(openssl_s_server_sni) {
         bridge_echo(&b, c, &cr, 0, WSR_MSG_TEXT, (const unsigned char *)"named", 5, "s_server server_name");
     if (c && cr.ends) printf("server_name \"localhost\" by IP: %s\n", cr.end_why.message);
     {
-        uint64_t until = wsr_now_ms() + 2000;   /* s_server prints the name in its own time */
+        /* s_server prints the name in its own time (seconds on a busy machine). */
+        uint64_t until = wsr_now_ms() + 10000;
         while (count_in(b.ss.buf[0], sni_line) < 1 && wsr_now_ms() < until) { child_drain(&b.ss); nap_ms(2); }
     }
     CHECK_EQ_INT(count_in(b.ss.buf[0], sni_line), 1);
@@ -1265,7 +1266,7 @@ TEST(openssl_s_server_sni) {
         bridge_session(&b, c, &cr, "s_server SNI");
         {
             /* s_server prints the name in its own time: read its output a while. */
-            uint64_t until = wsr_now_ms() + 2000;
+            uint64_t until = wsr_now_ms() + 10000;
             while (count_in(b.ss.buf[0], sni_line) < 2 && wsr_now_ms() < until) { child_drain(&b.ss); nap_ms(2); }
         }
         CHECK_EQ_INT(count_in(b.ss.buf[0], sni_line), 2);
