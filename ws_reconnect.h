@@ -109,6 +109,10 @@
    system's own text (FormatMessage).
 
    LATEST CHANGES (full list in README.md)
+   0.3.0  Windows: Winsock transport and server, Win32 thread runner, the
+          WSA/Win32 error table (WinError 121 is a transient timeout) with
+          the system's text in messages, wss:// trusting the certificate
+          store. wsr_error.message is now 256 bytes.
    0.2.0  reconnection, keepalive, the lossless queue with delivery reports,
           the thread runner. Clients now reconnect by default (reconnect = 0
           for one connection) and ping after 20 s without traffic.
@@ -134,9 +138,9 @@
    ------------------------------------------------------------------------ */
 /* >>version */
 #define WSR_VERSION_MAJOR 0
-#define WSR_VERSION_MINOR 2
+#define WSR_VERSION_MINOR 3
 #define WSR_VERSION_PATCH 0
-#define WSR_VERSION_STRING "0.2.0"
+#define WSR_VERSION_STRING "0.3.0"
 
 #ifndef WSR_API
 #  if defined(WSR_STATIC) && (defined(__GNUC__) || defined(__clang__))
