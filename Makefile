@@ -24,7 +24,7 @@ COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_
                 $(B)/compile_nothreads $(B)/compile_tls $(B)/compile_tls_cpp \
                 $(B)/compile_mingw $(B)/compile_mingw_cpp $(B)/compile_clang_mingw
 
-.PHONY: all test run-tests test-valgrind test-windows demo clean tools examples
+.PHONY: all test run-tests test-valgrind test-windows demo bench clean tools examples
 all: tools examples
 tools: $(TOOLS)
 examples: $(EXAMPLES)
@@ -120,7 +120,8 @@ test:
 	@tools/deps.sh
 	@$(MAKE) --no-print-directory run-tests
 
-run-tests: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS) $(EXAMPLES) $(TOOLS)
+# The benchmark is built (so it keeps compiling), not run: speed is `make bench`'s.
+run-tests: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS) $(EXAMPLES) $(TOOLS) $(B)/bench/wsr-bench
 	@tests/run.sh $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS)
 
 # Slower: every test under valgrind (leaks and uninitialised reads).
@@ -131,6 +132,19 @@ test-valgrind: $(TESTS)
 # wine (both installed when missing). Prints "N passed, N failed".
 test-windows:
 	@B=$(B) tools/test-windows.sh
+
+# make bench: ws_reconnect.h against raw TCP, Node's ws and Python's
+# websockets (tools/bench/README.md). BENCH_ARGS=--full for the long run.
+# -O2 whatever CFLAGS says: numbers from an unoptimised build mean nothing.
+BENCH_ARGS ?= --quick
+$(B)/bench/wsr-bench: tools/bench/wsr-bench.c $(HEADER) | $(B)
+	@mkdir -p $(B)/bench
+	$(CC) $(STD_C) -O2 -g -I. $< -o $@ $(LDLIBS)
+
+bench:
+	@tools/deps.sh
+	@$(MAKE) --no-print-directory $(B)/bench/wsr-bench
+	@$(B)/bench/wsr-bench $(BENCH_ARGS)
 
 demo:
 	@tools/deps.sh
