@@ -1451,6 +1451,19 @@ struct wsr_proto {
     wsr_err failed;                /* set once the peer broke the protocol */
 };
 
+/* Gives back what a quiet connection does not need: the reassembly buffer
+   (as big as the largest message so far) when no message is open, and the
+   output buffer when it is empty. The drivers call it when a connection
+   has been quiet for a keepalive interval, never per message. */
+WSR__PRIVATE void wsr__proto_trim(wsr_proto *p) {
+    if (!p) return;
+    if (!p->msg_type) {
+        wsr__buf_free(&p->msg, &p->alloc);
+        p->msg_ready = 0;
+    }
+    if (!wsr__buf_avail(&p->out)) wsr__buf_free(&p->out, &p->alloc);
+}
+
 WSR_API wsr_proto *wsr_proto_new(wsr_role role, size_t max_message_size,
                                  void (*rand_fn)(void *buf, size_t n, void *user), void *rand_user,
                                  const wsr_allocator *alloc) {
@@ -2819,6 +2832,7 @@ WSR__PRIVATE wsr_err wsr__client_write(wsr_client *c) {
 WSR__PRIVATE wsr_err wsr__client_send_keepalive(wsr_client *c, uint64_t now, int timeout_ms) {
     unsigned char seq[4];
     wsr_err r;
+    wsr__proto_trim(c->proto);      /* quiet for an interval: the big buffers go back */
     c->ping_seq++;
     seq[0] = (unsigned char)(c->ping_seq >> 24); seq[1] = (unsigned char)(c->ping_seq >> 16);
     seq[2] = (unsigned char)(c->ping_seq >> 8);  seq[3] = (unsigned char)c->ping_seq;
@@ -5271,8 +5285,12 @@ WSR__PRIVATE int wsr__conn_write(wsr_conn *c) {
         r = wsr__conn_io_write(c, data, n, &put, &e);
         if (r == WSR_ERR_AGAIN) return 1;
         if (r != WSR_OK) { e.close_code = 1006; wsr__conn_end(c, &e); return 0; }
-        if (from_hs) wsr__buf_consume(&c->hs, put);
-        else {
+        if (from_hs) {
+            wsr__buf_consume(&c->hs, put);
+            /* The 101 (or a refusal) is out: nothing else goes through hs,
+               so an open connection does not keep its memory. */
+            if (!wsr__buf_avail(&c->hs)) wsr__buf_free(&c->hs, &c->srv->alloc);
+        } else {
             wsr_proto_written(c->proto, put);
             if (put) c->last_tx = c->srv->now;
             /* The keepalive ping just reached the socket: its time starts now. */
@@ -5362,6 +5380,10 @@ WSR__PRIVATE void wsr__conn_handshake(wsr_conn *c) {
     wsr_handshake_response((char *)c->hs.data, c->hs.cap, &n, req.key, req.key_len, c->subprotocol);
     c->hs.len = n;
     wsr__buf_consume(&c->in, req.head_len);   /* frames may follow the head at once */
+    /* Nothing behind the head (the usual case): the head's buffer goes, and
+       the first frame gets a read buffer when it comes. A server's idle
+       connections are most of its connections. */
+    if (!wsr__buf_avail(&c->in)) wsr__buf_free(&c->in, &s->alloc);
     c->state = WSR__CONN_OPEN;
     c->deadline = 0;
     c->last_rx = c->last_msg = c->last_tx = s->now;
@@ -5422,7 +5444,11 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
     for (rounds = 0; rounds < 16 && !drained && c->state != WSR__CONN_DEAD && !c->refuse_after_write; rounds++) {
         size_t got = 0;
         wsr_err r;
-        if (wsr__buf_reserve(&c->in, &s->alloc, c->state == WSR__CONN_HANDSHAKE ? 4096 : 65536) != WSR_OK) {
+        /* 64 KiB for a connection that is busy; a small first read for one
+           whose buffer went back while it was quiet (a pong, a chat line),
+           which grows as soon as a read fills it. */
+        size_t want = c->state == WSR__CONN_HANDSHAKE ? 4096 : c->in.cap == 0 ? 2048 : 65536;
+        if (wsr__buf_reserve(&c->in, &s->alloc, want) != WSR_OK) {
             wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
             wsr__conn_end(c, &e);
             return;
@@ -5565,6 +5591,10 @@ WSR__PRIVATE void wsr__conn_timers(wsr_conn *c, uint64_t now) {
         /* The payload is the send time, so the pong carries the round trip. */
         unsigned char p[8];
         int i;
+        /* Quiet for a whole interval: the 64 KiB read buffer goes back until
+           bytes come again (one allocation per quiet spell, none per message). */
+        if (!wsr__buf_avail(&c->in)) wsr__buf_free(&c->in, &s->alloc);
+        wsr__proto_trim(c->proto);
         for (i = 0; i < 8; i++) p[i] = (unsigned char)(now >> (56 - 8 * i));
         if (wsr_proto_send(c->proto, WSR_OP_PING, p, sizeof p, 0) == WSR_OK) {
             const unsigned char *d;

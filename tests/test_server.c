@@ -1624,4 +1624,82 @@ done:
     raw_close_all();
 }
 
+/* ---- memory held by idle connections ------------------------------------------ */
+
+/* Counts the bytes the server holds: each block carries its size in front. */
+typedef struct held { size_t bytes; } held;
+static void *held_alloc(size_t n, void *user) {
+    size_t *p = (size_t *)malloc(n + 16);
+    if (!p) return NULL;
+    *p = n;
+    ((held *)user)->bytes += n;
+    return (char *)p + 16;
+}
+static void held_free(void *ptr, void *user) {
+    if (!ptr) return;
+    ptr = (char *)ptr - 16;
+    ((held *)user)->bytes -= *(size_t *)ptr;
+    free(ptr);
+}
+
+TEST(idle_connections_give_their_buffers_back) {
+    /* A server's connections are mostly idle. After the upgrade one holds
+       no handshake buffers; a short message needs a small read buffer; a
+       big one a 64 KiB buffer (or more, while the message is gathered),
+       which goes back once the connection has been quiet for a ping
+       interval. */
+    enum { N = 8 };
+    held h;
+    srec sr;
+    wsr_server_config cfg;
+    wsr_server *s;
+    crec cr[N];
+    wsr_client *c[N];
+    size_t base, per_conn;
+    int i;
+    memset(&h, 0, sizeof h);
+    memset(&sr, 0, sizeof sr);
+    memset(cr, 0, sizeof cr);
+    memset(c, 0, sizeof c);
+    wsr_server_config_init(&cfg);
+    cfg.allocator.alloc_fn = held_alloc;
+    cfg.allocator.free_fn = held_free;
+    cfg.allocator.user = &h;
+    cfg.ping_interval_ms = 300;
+    cfg.pong_timeout_ms = 5000;
+    s = server_new(&sr, &cfg);
+    CHECK(s != NULL);
+    if (!s) return;
+    base = h.bytes;
+    for (i = 0; i < N; i++) c[i] = client_new(&cr[i], wsr_server_port(s), "/", 0, NULL, NULL);
+    PUMP_UNTIL(sr.opens == N, 5000, { wsr_server_poll(s, 1); for (i = 0; i < N; i++) wsr_client_poll(c[i], 0); });
+    CHECK_EQ_INT(sr.opens, N);
+    PUMP_FOR(50, { wsr_server_poll(s, 1); for (i = 0; i < N; i++) wsr_client_poll(c[i], 0); });
+    per_conn = (h.bytes - base) / N;
+    if (getenv("WSR_TEST_SHOW") || per_conn > 2048) printf("  idle after the upgrade: %lu bytes per connection\n", (unsigned long)per_conn);
+    CHECK(per_conn <= 2048);                 /* was 6.4 KiB with the head's and the 101's buffers kept */
+    for (i = 0; i < N; i++) CHECK_EQ_INT(wsr_send_text(c[i], "hi", 2), WSR_OK);
+    PUMP_UNTIL(sr.messages == N, 5000, { wsr_server_poll(s, 1); for (i = 0; i < N; i++) wsr_client_poll(c[i], 0); });
+    CHECK_EQ_INT(sr.messages, N);
+    per_conn = (h.bytes - base) / N;
+    CHECK(per_conn <= 4096);                 /* a short message: a small read buffer */
+    {
+        static unsigned char big[200000];
+        for (i = 0; i < N; i++) CHECK_EQ_INT(wsr_send_binary(c[i], big, sizeof big), WSR_OK);
+    }
+    PUMP_UNTIL(sr.messages == 2 * N, 5000, { wsr_server_poll(s, 1); for (i = 0; i < N; i++) wsr_client_poll(c[i], 0); });
+    CHECK_EQ_INT(sr.messages, 2 * N);
+    per_conn = (h.bytes - base) / N;
+    CHECK(per_conn >= 65536);                /* a busy one reads big, for fewer system calls */
+    /* Quiet for more than the ping interval: pinged, and the buffer is back. */
+    PUMP_FOR(700, { wsr_server_poll(s, 1); for (i = 0; i < N; i++) wsr_client_poll(c[i], 0); });
+    per_conn = (h.bytes - base) / N;
+    if (getenv("WSR_TEST_SHOW") || per_conn > 4096) printf("  quiet after a message: %lu bytes per connection\n", (unsigned long)per_conn);
+    CHECK(per_conn <= 4096);
+    CHECK_EQ_INT(sr.closes, 0);
+    for (i = 0; i < N; i++) wsr_client_free(c[i]);
+    wsr_server_free(s);
+    CHECK_EQ_INT((long)h.bytes, 0);          /* and everything is returned at the end */
+}
+
 TEST_MAIN()
