@@ -1701,6 +1701,70 @@ WSR__PRIVATE wsr_err wsr__proto_control(wsr_proto *p, wsr_event *ev, wsr_error *
     return WSR_OK;
 }
 
+/* n payload bytes of the current frame, at chunk: unmasked, checked and
+   kept (control payloads in ctrl, message data gathered in msg, unless the
+   frame is a whole message lying in the caller's buffer: then it is
+   delivered from there, with no copy). in_place: chunk is already at the end
+   of msg (read there by a driver, see wsr__proto_direct). When the frame
+   completes, the header state is reset and ev says what arrived, if
+   anything. */
+WSR__PRIVATE wsr_err wsr__proto_payload(wsr_proto *p, unsigned char *chunk, size_t n, int in_place,
+                                        wsr_event *ev, wsr_error *err) {
+    int frame_done = (uint64_t)n == p->payload_len - p->payload_done;
+    int gather = p->opcode < 8 && !in_place &&
+                 !(frame_done && p->fin && p->payload_done == 0 && wsr__buf_avail(&p->msg) == 0);
+    /* Room for the whole frame when it starts: the header already passed
+       max_message, so this is bounded. */
+    if (gather && p->payload_done == 0 && wsr__buf_reserve(&p->msg, &p->alloc, (size_t)p->payload_len)) {
+        wsr__error_set(err, WSR_ERR_NOMEM, 0, "out of memory for a %llu-byte frame", (unsigned long long)p->payload_len);
+        return WSR_ERR_NOMEM;
+    }
+    if (p->masked) wsr_mask(chunk, n, p->key, (size_t)(p->payload_done & 3));
+    if (p->opcode >= 8) {
+        memcpy(p->ctrl + p->ctrl_len, chunk, n);
+        p->ctrl_len += n;
+    } else {
+        if (p->msg_type == WSR_OP_TEXT && !wsr_utf8_feed(&p->utf8, chunk, n))
+            return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1007, err, "text message is not valid UTF-8 (RFC 6455 §8.1)");
+        if (in_place) p->msg.len += n;
+        else if (gather) wsr__buf_append(&p->msg, &p->alloc, chunk, n);   /* room was reserved */
+    }
+    p->payload_done += n;
+    if (!frame_done) return WSR_OK;
+    /* The frame is complete: get ready for the next header. */
+    p->in_payload = 0;
+    p->hdr_have = 0;
+    p->hdr_need = 2;
+    if (p->opcode >= 8) return wsr__proto_control(p, ev, err);
+    if (!p->fin) return WSR_OK;
+    if (p->msg_type == WSR_OP_TEXT && p->utf8 != 0)
+        return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1007, err, "text message ends inside a UTF-8 sequence");
+    ev->type = WSR_EVENT_MESSAGE;
+    ev->msg_type = (wsr_msg_type)p->msg_type;
+    if (wsr__buf_avail(&p->msg)) {
+        ev->data = p->msg.data + p->msg.pos;
+        ev->len = wsr__buf_avail(&p->msg);
+        p->msg_ready = 1;
+    } else {
+        ev->data = chunk;
+        ev->len = n;
+    }
+    p->msg_type = 0;
+    return WSR_OK;
+}
+
+/* The least that is worth reading straight into place: below it the next
+   frames are better read together with the end of this one. */
+#define WSR__DIRECT_MIN 16384
+
+/* The last message was delivered and its bytes may go. */
+WSR__PRIVATE void wsr__proto_forget(wsr_proto *p) {
+    if (p->msg_ready) {
+        p->msg.pos = p->msg.len = 0;
+        p->msg_ready = 0;
+    }
+}
+
 WSR_API wsr_err wsr_proto_parse(wsr_proto *p, unsigned char *buf, size_t len, size_t *used,
                                 wsr_event *ev, wsr_error *err) {
     size_t i = 0;
@@ -1708,18 +1772,16 @@ WSR_API wsr_err wsr_proto_parse(wsr_proto *p, unsigned char *buf, size_t len, si
     memset(ev, 0, sizeof *ev);
     *used = 0;
     if (p->failed) { wsr__error_set(err, p->failed, 0, "connection already failed"); return p->failed; }
-    if (p->msg_ready) {                       /* the last message was delivered: forget it */
-        p->msg.pos = p->msg.len = 0;
-        p->msg_ready = 0;
-    }
+    wsr__proto_forget(p);
     if (p->close_received) {                  /* §5.5.1: nothing may follow a close frame */
         *used = len;
         return WSR_OK;
     }
     while (i < len) {
+        size_t n;
         if (!p->in_payload) {
             /* Collect the header, two bytes first, then the rest once we know its size. */
-            size_t n = WSR__MIN(len - i, p->hdr_need - p->hdr_have);
+            n = WSR__MIN(len - i, p->hdr_need - p->hdr_have);
             memcpy(p->hdr + p->hdr_have, buf + i, n);
             p->hdr_have += n;
             i += n;
@@ -1730,66 +1792,36 @@ WSR_API wsr_err wsr_proto_parse(wsr_proto *p, unsigned char *buf, size_t len, si
             }
             if ((e = wsr__proto_header_done(p, err)) != WSR_OK) { *used = i; return e; }
         }
-        {
-            uint64_t due = p->payload_len - p->payload_done;
-            size_t n = (size_t)WSR__MIN((uint64_t)(len - i), due);
-            unsigned char *chunk = buf + i;
-            int frame_done = (uint64_t)n == due;
-            if (p->masked) wsr_mask(chunk, n, p->key, (size_t)(p->payload_done & 3));
-            if (p->opcode >= 8) {
-                memcpy(p->ctrl + p->ctrl_len, chunk, n);
-                p->ctrl_len += n;
-            } else {
-                if (p->msg_type == WSR_OP_TEXT && !wsr_utf8_feed(&p->utf8, chunk, n)) {
-                    *used = i + n;
-                    return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1007, err, "text message is not valid UTF-8 (RFC 6455 §8.1)");
-                }
-                /* A message that is one whole frame in the buffer is delivered
-                   where it lies: no copy. Anything else is gathered in msg. */
-                if (!(frame_done && p->fin && p->payload_done == 0 && wsr__buf_avail(&p->msg) == 0)) {
-                    if (p->payload_done == 0 && wsr__buf_reserve(&p->msg, &p->alloc, (size_t)p->payload_len)) {
-                        *used = i;
-                        wsr__error_set(err, WSR_ERR_NOMEM, 0, "out of memory for a %llu-byte frame",
-                                       (unsigned long long)p->payload_len);
-                        return WSR_ERR_NOMEM;
-                    }
-                    wsr__buf_append(&p->msg, &p->alloc, chunk, n);
-                }
-            }
-            p->payload_done += n;
-            i += n;
-            if (!frame_done) break;
-            /* The frame is complete: get ready for the next header. */
-            p->in_payload = 0;
-            p->hdr_have = 0;
-            p->hdr_need = 2;
-            if (p->opcode >= 8) {
-                *used = i;
-                return wsr__proto_control(p, ev, err);
-            }
-            if (p->fin) {
-                if (p->msg_type == WSR_OP_TEXT && p->utf8 != 0) {
-                    *used = i;
-                    return wsr__proto_fail(p, WSR_ERR_PROTOCOL, 1007, err, "text message ends inside a UTF-8 sequence");
-                }
-                ev->type = WSR_EVENT_MESSAGE;
-                ev->msg_type = (wsr_msg_type)p->msg_type;
-                if (wsr__buf_avail(&p->msg)) {
-                    ev->data = p->msg.data + p->msg.pos;
-                    ev->len = wsr__buf_avail(&p->msg);
-                    p->msg_ready = 1;
-                } else {
-                    ev->data = chunk;
-                    ev->len = n;
-                }
-                p->msg_type = 0;
-                *used = i;
-                return WSR_OK;
-            }
-        }
+        n = (size_t)WSR__MIN((uint64_t)(len - i), p->payload_len - p->payload_done);
+        e = wsr__proto_payload(p, buf + i, n, 0, ev, err);
+        if (e == WSR_ERR_NOMEM) { *used = i; return e; }
+        i += n;
+        /* A control frame or a whole message ends this call (the event's
+           data may lie in buf); so does a failure. */
+        if (e != WSR_OK || ev->type != WSR_EVENT_NONE) { *used = i; return e; }
+        if (p->in_payload) break;             /* the frame goes on in the next buffer */
     }
     *used = i;
     return WSR_OK;
+}
+
+/* Reading a big frame straight into place. While the payload of a data
+   frame is being gathered (some of it has come, more is due), a driver
+   whose read buffer holds nothing unparsed may read the rest of that
+   payload directly to where it is gathered: no copy out of the read buffer,
+   and reads as large as what is due instead of 64 KiB at a time. Returns
+   how many bytes are due (never past the frame's end) and where they go,
+   or 0 when the next bytes are something else. Then
+   wsr__proto_direct_done() with what the read put there. */
+WSR__PRIVATE size_t wsr__proto_direct(wsr_proto *p, unsigned char **dst) {
+    if (p->failed || p->close_received || !p->in_payload || p->opcode >= 8 || p->payload_done == 0) return 0;
+    wsr__proto_forget(p);
+    *dst = p->msg.data + p->msg.len;   /* room for the whole frame was reserved when it started */
+    return (size_t)(p->payload_len - p->payload_done);
+}
+WSR__PRIVATE wsr_err wsr__proto_direct_done(wsr_proto *p, size_t n, wsr_event *ev, wsr_error *err) {
+    memset(ev, 0, sizeof *ev);
+    return wsr__proto_payload(p, p->msg.data + p->msg.len, n, 1, ev, err);
 }
 
 /* ---- HTTP/1.1 upgrade (RFC 6455 §4) -------------------------------------- */
@@ -2956,15 +2988,25 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
        more arrives. */
     for (rounds = 0; rounds < 64 && !drained && c->state >= WSR_STATE_HANDSHAKE && c->state <= WSR_STATE_CLOSING;
          rounds++) {
-        size_t got = 0;
+        size_t got = 0, room = 0;
+        unsigned char *dst = NULL;
+        int direct = 0;
         wsr_err r;
-        /* Read big: every complete frame in one read is parsed from where it
-           lies, so a large buffer means fewer system calls per message. */
-        if (wsr__buf_reserve(&c->in, &c->alloc, 65536) != WSR_OK) {
-            wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
-            return wsr__client_fail(c, &e);
+        /* The rest of a big frame goes straight to where the message is
+           gathered, in reads as large as what is due. Anything else: read
+           big, so every complete frame in one read is parsed from where it
+           lies, and a large buffer means fewer system calls per message. */
+        if (c->proto && !wsr__buf_avail(&c->in) && (room = wsr__proto_direct(c->proto, &dst)) >= WSR__DIRECT_MIN) {
+            direct = 1;
+        } else {
+            if (wsr__buf_reserve(&c->in, &c->alloc, 65536) != WSR_OK) {
+                wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+                return wsr__client_fail(c, &e);
+            }
+            dst = c->in.data + c->in.len;
+            room = c->in.cap - c->in.len;
         }
-        r = c->tr.read_fn(c->tr.self, c->in.data + c->in.len, c->in.cap - c->in.len, &got, &e);
+        r = c->tr.read_fn(c->tr.self, dst, room, &got, &e);
         if (r == WSR_ERR_AGAIN) return WSR_OK;
         if (r != WSR_OK) {
             /* End of stream after the close handshake is the normal ending. */
@@ -2983,7 +3025,19 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
         c->last_rx = c->now;
         c->pong_deadline = 0;
         c->ping_out = 0;
-        drained = got < c->in.cap - c->in.len;
+        drained = got < room;
+        if (direct) {
+            wsr_event ev;
+            r = wsr__proto_direct_done(c->proto, got, &ev, &e);
+            if (r != WSR_OK) {
+                wsr__client_set_error(c, &e);     /* as for a failed parse below */
+                wsr__client_write(c);
+                wsr__client_finish(c);
+                return r;
+            }
+            if (ev.type != WSR_EVENT_NONE) wsr__client_event(c, &ev);
+            got = 0;                                /* nothing for the read buffer */
+        }
         c->in.len += got;
         if (c->state == WSR_STATE_HANDSHAKE) {
             wsr_handshake_result res;
@@ -5446,18 +5500,27 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
         wsr_err r;
         /* 64 KiB for a connection that is busy; a small first read for one
            whose buffer went back while it was quiet (a pong, a chat line),
-           which grows as soon as a read fills it. */
-        size_t want = c->state == WSR__CONN_HANDSHAKE ? 4096 : c->in.cap == 0 ? 2048 : 65536;
-        if (wsr__buf_reserve(&c->in, &s->alloc, want) != WSR_OK) {
-            wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
-            wsr__conn_end(c, &e);
-            return;
-        }
+           which grows as soon as a read fills it. The rest of a big frame
+           goes straight to where the message is gathered (as in the client). */
+        size_t want = c->state == WSR__CONN_HANDSHAKE ? 4096 : c->in.cap == 0 ? 2048 : 65536, room = 0;
+        unsigned char *dst = NULL;
+        int direct = 0;
         if (wsr__conn_tls_pending(c)) {
             if (wsr__conn_tls_step(c) && !wsr__conn_tls_pending(c)) continue;
             return;
         }
-        r = wsr__conn_io_read(c, c->in.data + c->in.len, c->in.cap - c->in.len, &got, &e);
+        if (c->proto && !wsr__buf_avail(&c->in) && (room = wsr__proto_direct(c->proto, &dst)) >= WSR__DIRECT_MIN) {
+            direct = 1;
+        } else {
+            if (wsr__buf_reserve(&c->in, &s->alloc, want) != WSR_OK) {
+                wsr__error_set(&e, WSR_ERR_NOMEM, 0, NULL);
+                wsr__conn_end(c, &e);
+                return;
+            }
+            dst = c->in.data + c->in.len;
+            room = c->in.cap - c->in.len;
+        }
+        r = wsr__conn_io_read(c, dst, room, &got, &e);
         if (r == WSR_ERR_AGAIN) return;
         if (r != WSR_OK) {
             if (!(r == WSR_ERR_EOF && c->proto && wsr_proto_close_sent(c->proto) && wsr_proto_close_received(c->proto)))
@@ -5467,10 +5530,21 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
             wsr__conn_end(c, &e);
             return;
         }
-        drained = got < c->in.cap - c->in.len;   /* short read: nothing left (see the client) */
-        c->in.len += got;
+        drained = got < room;                    /* short read: nothing left (see the client) */
         c->last_rx = s->now;                     /* proof of life for the keepalive */
         c->pong_deadline = 0;
+        if (direct) {
+            wsr_event ev;
+            if ((r = wsr__proto_direct_done(c->proto, got, &ev, &e)) != WSR_OK) {
+                c->error = e;                    /* as for a failed parse below */
+                wsr__conn_write(c);
+                wsr__conn_end(c, &e);
+                return;
+            }
+            if (ev.type != WSR_EVENT_NONE) wsr__conn_event(c, &ev);
+            continue;
+        }
+        c->in.len += got;
         if (c->state == WSR__CONN_HANDSHAKE) {
             wsr__conn_handshake(c);
             if (c->state == WSR__CONN_HANDSHAKE) continue;

@@ -991,6 +991,71 @@ TEST(raw_client_unmasked_frame_gets_1002) {
     wsr_server_free(s);
 }
 
+/* A big text frame arriving in pieces: the server reads the rest of it
+   straight into place. A bad byte in that rest is still found (1007), and
+   a good frame whose characters straddle the pieces arrives whole. */
+static size_t big_text_frame(unsigned char *out, size_t n, int bad_at) {
+    static const unsigned char key[4] = {0x12, 0x34, 0x56, 0x78};
+    size_t i, h = 0;
+    out[h++] = 0x81;                               /* FIN, text */
+    out[h++] = 0x80 | 127;                         /* masked, 64-bit length */
+    for (i = 0; i < 8; i++) out[h++] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+    memcpy(out + h, key, 4);
+    h += 4;
+    for (i = 0; i < n; i++) {                      /* "é" (2 bytes) after every 'a' */
+        unsigned char ch = (i % 3 == 0) ? 'a' : (i % 3 == 1) ? 0xC3 : 0xA9;
+        if ((int)i == bad_at) ch = 0xFF;           /* never valid in UTF-8 */
+        out[h + i] = (unsigned char)(ch ^ key[i & 3]);
+    }
+    return h + n;
+}
+
+static void big_text_case(int bad_at) {
+    enum { N = 300000 };                           /* a multiple of 3: whole characters */
+    static unsigned char frame[N + 14];
+    static inbox in;
+    srv_rec sr;
+    wsr_server *s;
+    int fd;
+    size_t len, first = 70001;                     /* ends inside a character */
+    memset(&sr, 0, sizeof sr);
+    memset(&in, 0, sizeof in);
+    if (!(s = server_new(&sr, NULL))) { CHECK(0); return; }
+    fd = raw_connect(wsr_server_port(s));
+    CHECK(fd >= 0);
+    if (fd < 0) { wsr_server_free(s); return; }
+    CHECK(raw_send_all(fd, VALID_UPGRADE, strlen(VALID_UPGRADE)));
+    PUMP_UNTIL((inbox_drain(fd, &in), head_end(in.buf, in.len) || in.eof || in.err), 3000, wsr_server_poll(s, 1));
+    CHECK_EQ_INT(sr.opens, 1);
+    len = big_text_frame(frame, N, bad_at);
+    CHECK(raw_send_all(fd, frame, first));
+    {                                              /* the server is now inside the payload */
+        uint64_t until = wsr_now_ms() + 100;
+        while (wsr_now_ms() < until) wsr_server_poll(s, 1);
+    }
+    CHECK(raw_send_all(fd, frame + first, len - first));
+    PUMP_UNTIL((inbox_drain(fd, &in), sr.messages || in.eof || in.err), 5000, wsr_server_poll(s, 1));
+    if (bad_at < 0) {
+        CHECK_EQ_INT(sr.messages, 1);
+        CHECK_EQ_INT(sr.msg_type, WSR_MSG_TEXT);
+        CHECK_EQ_INT(sr.msg_len, N);
+        CHECK_EQ_INT(sr.closes, 0);
+    } else {
+        /* Closed: with the rest of the frame unread, the kernel may answer
+           with a reset rather than a FIN. */
+        CHECK(in.eof || in.err);
+        CHECK_EQ_INT(sr.messages, 0);
+        CHECK_EQ_INT(sr.closes, 1);
+        CHECK_EQ_INT(sr.why.code, WSR_ERR_PROTOCOL);
+        CHECK_EQ_INT(sr.why.close_code, 1007);
+    }
+    close(fd);
+    wsr_server_free(s);
+}
+
+TEST(big_text_frame_read_in_place_arrives_whole) { big_text_case(-1); }
+TEST(big_text_frame_with_a_bad_byte_late_gets_1007) { big_text_case(250000); }
+
 /* Upgrade and the first (masked) frame in one send: the frame is not lost. */
 TEST(raw_client_upgrade_and_frame_in_one_send) {
     srv_rec sr;
