@@ -1670,7 +1670,10 @@ WSR__PRIVATE wsr_err wsr__proto_control(wsr_proto *p, wsr_event *ev, wsr_error *
         /* §5.5.2: answer with a pong carrying the same payload, unless we
            already sent a close (then nothing more may be sent). */
         ev->type = WSR_EVENT_PING;
-        if (!p->close_sent) return wsr__proto_frame(p, 1, WSR_OP_PONG, p->ctrl, p->ctrl_len);
+        if (!p->close_sent && wsr__proto_frame(p, 1, WSR_OP_PONG, p->ctrl, p->ctrl_len) != WSR_OK) {
+            wsr__error_set(err, WSR_ERR_NOMEM, 0, "out of memory answering a ping");
+            return WSR_ERR_NOMEM;
+        }
         return WSR_OK;
     }
     if (p->opcode == WSR_OP_PONG) {          /* §5.5.3: unsolicited pongs are allowed */
@@ -1696,7 +1699,10 @@ WSR__PRIVATE wsr_err wsr__proto_control(wsr_proto *p, wsr_event *ev, wsr_error *
        sent one yet. An empty close is answered by an empty one. */
     if (!p->close_sent) {
         wsr_err e = wsr_proto_close(p, ev->close_code == 1005 ? 0 : ev->close_code, NULL, 0);
-        if (e != WSR_OK && e != WSR_ERR_STATE) return e;
+        if (e != WSR_OK && e != WSR_ERR_STATE) {
+            wsr__error_set(err, e, 0, "could not answer the close: %s", wsr_strerror(e));
+            return e;
+        }
     }
     return WSR_OK;
 }
@@ -2114,6 +2120,10 @@ WSR__PRIVATE int wsr__request_target(const char *t, size_t n, const char **path,
             for (k = sl; k < n && t[k] != '/' && t[k] != '?'; k++) {}
             if (k == sl) return 0;                      /* no host */
             if (k == n) { *path = "/"; *path_len = 1; return 1; }
+            /* "http://host?query": the path is "/?query", which is not in
+               the head to point at; refused rather than handing on a path
+               without its "/" or a query cut off. */
+            if (t[k] == '?') return 0;
             *path = t + k;
             *path_len = n - k;
             return 1;
