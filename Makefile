@@ -24,7 +24,7 @@ COMPILE_TESTS = $(B)/compile_c $(B)/compile_clang $(B)/compile_cpp $(B)/compile_
                 $(B)/compile_nothreads $(B)/compile_tls $(B)/compile_tls_cpp \
                 $(B)/compile_mingw $(B)/compile_mingw_cpp $(B)/compile_clang_mingw
 
-.PHONY: all test run-tests test-valgrind test-windows demo bench clean tools examples
+.PHONY: all test run-tests test-valgrind test-windows demo bench clean tools examples fuzz
 all: tools examples
 tools: $(TOOLS)
 examples: $(EXAMPLES)
@@ -106,6 +106,19 @@ $(B)/compile_clang_mingw: tests/compile_c.c $(HEADER) | $(B)
 	$(CLANG) --target=x86_64-w64-mingw32 $(STD_C) -O2 -I. -c $< -o $@.obj
 	@printf '#!/bin/sh\nif [ "$$(od -An -tx1 -N2 "%s.obj" | tr -d " ")" = 6486 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi\n' "$@" > $@ && chmod +x $@
 
+# Fuzz targets (tests/fuzz/README.md). make test runs each one over its
+# corpus without libFuzzer, under ASan and UBSan (a few seconds); make fuzz
+# runs each with libFuzzer for FUZZ_SECONDS (default 60), one at a time.
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REGRESS = $(patsubst tests/fuzz/%.c,$(B)/fuzz/regress_%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 60
+$(B)/fuzz/regress_%: tests/fuzz/%.c tests/fuzz/driver.c $(wildcard tests/fuzz/*.h) $(HEADER) | $(B)
+	@mkdir -p $(B)/fuzz
+	$(CC) $(STD_C) -O1 -g $(SAN) -I. -DFUZZ_CORPUS='"tests/fuzz/corpus/$*"' $< tests/fuzz/driver.c -o $@ $(LDLIBS)
+
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_OUT=$(B)/fuzz CLANG=$(CLANG) tests/fuzz/run.sh
+
 # The tests that use the thread runner, once more under ThreadSanitizer.
 TSAN_TESTS = $(B)/tsan/test_reconnect_live $(B)/tsan/test_reentry
 $(B)/tsan/%: tests/%.c $(HEADER) $(TEST_H) | $(B)
@@ -121,8 +134,8 @@ test:
 	@$(MAKE) --no-print-directory run-tests
 
 # The benchmark is built (so it keeps compiling), not run: speed is `make bench`'s.
-run-tests: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS) $(EXAMPLES) $(TOOLS) $(B)/bench/wsr-bench
-	@tests/run.sh $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS)
+run-tests: $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS) $(FUZZ_REGRESS) $(EXAMPLES) $(TOOLS) $(B)/bench/wsr-bench
+	@tests/run.sh $(COMPILE_TESTS) $(TESTS) $(ASAN_TESTS) $(TSAN_TESTS) $(FUZZ_REGRESS)
 
 # Slower: every test under valgrind (leaks and uninitialised reads).
 test-valgrind: $(TESTS)

@@ -1800,11 +1800,15 @@ WSR_API wsr_err wsr_proto_parse(wsr_proto *p, unsigned char *buf, size_t len, si
         }
         n = (size_t)WSR__MIN((uint64_t)(len - i), p->payload_len - p->payload_done);
         e = wsr__proto_payload(p, buf + i, n, 0, ev, err);
-        if (e == WSR_ERR_NOMEM) { *used = i; return e; }
+        if (e != WSR_OK) {
+            memset(ev, 0, sizeof *ev);        /* a refused frame is no event */
+            *used = e == WSR_ERR_NOMEM ? i : i + n;
+            return e;
+        }
         i += n;
         /* A control frame or a whole message ends this call (the event's
-           data may lie in buf); so does a failure. */
-        if (e != WSR_OK || ev->type != WSR_EVENT_NONE) { *used = i; return e; }
+           data may lie in buf). */
+        if (ev->type != WSR_EVENT_NONE) { *used = i; return e; }
         if (p->in_payload) break;             /* the frame goes on in the next buffer */
     }
     *used = i;
@@ -1826,8 +1830,10 @@ WSR__PRIVATE size_t wsr__proto_direct(wsr_proto *p, unsigned char **dst) {
     return (size_t)(p->payload_len - p->payload_done);
 }
 WSR__PRIVATE wsr_err wsr__proto_direct_done(wsr_proto *p, size_t n, wsr_event *ev, wsr_error *err) {
+    wsr_err e;
     memset(ev, 0, sizeof *ev);
-    return wsr__proto_payload(p, p->msg.data + p->msg.len, n, 1, ev, err);
+    if ((e = wsr__proto_payload(p, p->msg.data + p->msg.len, n, 1, ev, err)) != WSR_OK) memset(ev, 0, sizeof *ev);
+    return e;
 }
 
 /* ---- HTTP/1.1 upgrade (RFC 6455 §4) -------------------------------------- */
