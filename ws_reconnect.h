@@ -2992,6 +2992,15 @@ WSR__PRIVATE int wsr__retry_after_ms(const wsr_handshake_result *res) {
     return s > 86400 ? 86400 * 1000 : (int)s * 1000;   /* a day at most */
 }
 
+/* §7.1.7: the server broke the protocol. The close frame with the code is
+   queued; send it if the socket takes it, then drop. */
+WSR__PRIVATE wsr_err wsr__client_broken(wsr_client *c, const wsr_error *e, wsr_err r) {
+    wsr__client_set_error(c, e);
+    wsr__client_write(c);
+    wsr__client_finish(c);
+    return r;
+}
+
 /* Reads what the transport has and feeds it to the handshake check or the
    codec. Reads until the transport would block, at most 64 times per call so
    timers still run under a flood. */
@@ -3044,13 +3053,7 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
         drained = got < room;
         if (direct) {
             wsr_event ev;
-            r = wsr__proto_direct_done(c->proto, got, &ev, &e);
-            if (r != WSR_OK) {
-                wsr__client_set_error(c, &e);     /* as for a failed parse below */
-                wsr__client_write(c);
-                wsr__client_finish(c);
-                return r;
-            }
+            if ((r = wsr__proto_direct_done(c->proto, got, &ev, &e)) != WSR_OK) return wsr__client_broken(c, &e, r);
             if (ev.type != WSR_EVENT_NONE) wsr__client_event(c, &ev);
             got = 0;                                /* nothing for the read buffer */
         }
@@ -3072,14 +3075,7 @@ WSR__PRIVATE wsr_err wsr__client_read(wsr_client *c) {
             size_t used = 0;
             r = wsr_proto_parse(c->proto, c->in.data + c->in.pos, wsr__buf_avail(&c->in), &used, &ev, &e);
             wsr__buf_consume(&c->in, used);
-            if (r != WSR_OK) {
-                /* §7.1.7: fail the connection. The close frame with the code
-                   is queued; send it if the socket takes it, then drop. */
-                wsr__client_set_error(c, &e);
-                wsr__client_write(c);
-                wsr__client_finish(c);
-                return r;
-            }
+            if (r != WSR_OK) return wsr__client_broken(c, &e, r);
             if (ev.type == WSR_EVENT_NONE) break;
             wsr__client_event(c, &ev);
         }
@@ -5498,6 +5494,14 @@ WSR__PRIVATE void wsr__conn_event(wsr_conn *c, const wsr_event *ev) {
     }
 }
 
+/* The client broke the protocol: the close frame with the code goes out if
+   the socket takes it, then the connection ends. */
+WSR__PRIVATE void wsr__conn_broken(wsr_conn *c, const wsr_error *e) {
+    c->error = *e;
+    wsr__conn_write(c);
+    wsr__conn_end(c, e);
+}
+
 /* Reads and handles everything a connection has. */
 WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
     wsr_server *s = c->srv;
@@ -5552,9 +5556,7 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
         if (direct) {
             wsr_event ev;
             if ((r = wsr__proto_direct_done(c->proto, got, &ev, &e)) != WSR_OK) {
-                c->error = e;                    /* as for a failed parse below */
-                wsr__conn_write(c);
-                wsr__conn_end(c, &e);
+                wsr__conn_broken(c, &e);
                 return;
             }
             if (ev.type != WSR_EVENT_NONE) wsr__conn_event(c, &ev);
@@ -5571,9 +5573,7 @@ WSR__PRIVATE void wsr__conn_read(wsr_conn *c) {
             r = wsr_proto_parse(c->proto, c->in.data + c->in.pos, wsr__buf_avail(&c->in), &used, &ev, &e);
             wsr__buf_consume(&c->in, used);
             if (r != WSR_OK) {
-                c->error = e;
-                wsr__conn_write(c);          /* the close frame with the code, if the socket takes it */
-                wsr__conn_end(c, &e);
+                wsr__conn_broken(c, &e);
                 return;
             }
             if (ev.type == WSR_EVENT_NONE) break;

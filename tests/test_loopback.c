@@ -940,6 +940,19 @@ TEST(raw_client_version_8_gets_426) {
     wsr_server_free(s);
 }
 
+/* A raw client that sent the valid upgrade and has the server's answer
+   head in `in` (or the end of the stream). Returns its socket, or -1 (and
+   a failed check). */
+static int raw_upgraded(wsr_server *s, inbox *in) {
+    int fd = raw_connect(wsr_server_port(s));
+    CHECK(fd >= 0);
+    if (fd < 0) return -1;
+    CHECK(raw_send_all(fd, VALID_UPGRADE, strlen(VALID_UPGRADE)));
+    PUMP_UNTIL((inbox_drain(fd, in), head_end(in->buf, in->len) || in->eof || in->err), 3000, wsr_server_poll(s, 1));
+    CHECK(pumped);
+    return fd;
+}
+
 TEST(raw_client_unmasked_frame_gets_1002) {
     srv_rec sr;
     wsr_server *s;
@@ -949,12 +962,7 @@ TEST(raw_client_unmasked_frame_gets_1002) {
     memset(&sr, 0, sizeof sr);
     memset(&in, 0, sizeof in);
     if (!(s = server_new(&sr, NULL))) { CHECK(0); return; }
-    fd = raw_connect(wsr_server_port(s));
-    CHECK(fd >= 0);
-    if (fd < 0) { wsr_server_free(s); return; }
-    CHECK(raw_send_all(fd, VALID_UPGRADE, strlen(VALID_UPGRADE)));
-    PUMP_UNTIL((inbox_drain(fd, &in), head_end(in.buf, in.len) || in.eof || in.err), 3000, wsr_server_poll(s, 1));
-    CHECK(pumped);
+    if ((fd = raw_upgraded(s, &in)) < 0) { wsr_server_free(s); return; }
     hl = head_end(in.buf, in.len);
     CHECK(hl > 0);
     CHECK(in.len >= 12 && memcmp(in.buf, "HTTP/1.1 101", 12) == 0);
@@ -1021,11 +1029,7 @@ static void big_text_case(int bad_at) {
     memset(&sr, 0, sizeof sr);
     memset(&in, 0, sizeof in);
     if (!(s = server_new(&sr, NULL))) { CHECK(0); return; }
-    fd = raw_connect(wsr_server_port(s));
-    CHECK(fd >= 0);
-    if (fd < 0) { wsr_server_free(s); return; }
-    CHECK(raw_send_all(fd, VALID_UPGRADE, strlen(VALID_UPGRADE)));
-    PUMP_UNTIL((inbox_drain(fd, &in), head_end(in.buf, in.len) || in.eof || in.err), 3000, wsr_server_poll(s, 1));
+    if ((fd = raw_upgraded(s, &in)) < 0) { wsr_server_free(s); return; }
     CHECK_EQ_INT(sr.opens, 1);
     len = big_text_frame(frame, N, bad_at);
     CHECK(raw_send_all(fd, frame, first));

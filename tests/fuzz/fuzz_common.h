@@ -39,6 +39,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                      \
     } while (0)
 
+/* Does an HTTP head of n bytes hold its blank line ("\r\n\r\n")? A parser
+   that asks for more bytes (WSR_ERR_AGAIN) must not have had one. */
+FUZZ_FN int fuzz_has_head_end(const char *head, size_t n) {
+    size_t i;
+    for (i = 3; i < n; i++)
+        if (memcmp(head + i - 3, "\r\n\r\n", 4) == 0) return 1;
+    return 0;
+}
+
 /* Is [p, p+n) inside [base, base+size)? */
 FUZZ_FN int fuzz_within(const void *p, size_t n, const void *base, size_t size) {
     const unsigned char *q = (const unsigned char *)p, *b = (const unsigned char *)base;
